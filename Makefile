@@ -1,0 +1,51 @@
+# abiguard: patched QEMU 10.0.2, its old-host peers, and the tests.
+# `make demo` and `make check` do all set-up themselves (as root).
+
+BUILD := $(CURDIR)/build
+SCRIPTS := $(CURDIR)/scripts
+export BUILD
+
+.PHONY: all setup fetch peers tree build wrappers env demo check check-qtest \
+        check-matrix export checkpatch bisect-check clean
+
+all: build wrappers
+
+setup:
+	@$(SCRIPTS)/setup-apt.sh
+	@$(SCRIPTS)/install-build-deps.sh
+
+fetch: setup
+	@$(SCRIPTS)/fetch-source.sh
+
+peers: setup
+	@$(SCRIPTS)/fetch-peers.sh
+
+tree: fetch
+	@$(SCRIPTS)/make-tree.sh
+
+build: tree peers
+	@$(SCRIPTS)/build-qemu.sh
+
+wrappers: build peers
+	@$(SCRIPTS)/make-wrappers.sh
+
+env:
+	@$(SCRIPTS)/print-env.sh
+
+demo: wrappers
+	@$(SCRIPTS)/demo.py
+
+check: wrappers
+	@$(SCRIPTS)/check.sh
+
+export:
+	@$(SCRIPTS)/export-patches.sh
+
+checkpatch: tree
+	@$(SCRIPTS)/checkpatch.sh
+
+bisect-check: tree
+	@$(SCRIPTS)/bisect-check.sh
+
+clean:
+	rm -rf $(BUILD)

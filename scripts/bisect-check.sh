@@ -1,0 +1,32 @@
+#!/bin/bash
+# Build every commit of the series on its own, in a separate worktree and
+# build directory, so that the series stays bisectable.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+tree=$BUILD/qemu
+wt=$BUILD/bisect-tree
+out=$BUILD/bisect-build
+export PATH=/usr/lib/ccache:$PATH CCACHE_DIR=$CACHE/ccache
+
+git -C "$tree" worktree prune
+[ -d "$wt" ] || git -C "$tree" worktree add -q --detach "$wt" abiguard-base
+for c in $(git -C "$tree" rev-list --reverse abiguard-base..HEAD); do
+  subject=$(git -C "$tree" log -1 --format=%s "$c")
+  git -C "$wt" checkout -q --detach "$c"
+  if [ ! -f "$out/build.ninja" ]; then
+    mkdir -p "$out"
+    (cd "$out" && "$wt/configure" "${QEMU_CONFIGURE_FLAGS[@]}") > "$BUILD/bisect-configure.log" 2>&1 ||
+      die "configure failed at '$subject'; see $BUILD/bisect-configure.log"
+  fi
+  targets="qemu-system-x86_64 tests/qtest/qos-test"
+  for t in $(git -C "$wt" diff --name-only --diff-filter=A abiguard-base HEAD -- 'tests/qtest/*-test.c'); do
+    targets="$targets ${t%.c}"
+  done
+  if ninja -C "$out" $targets > "$BUILD/bisect-ninja.log" 2>&1; then
+    echo "builds: $subject"
+  else
+    die "'$subject' does not build on its own; see $BUILD/bisect-ninja.log"
+  fi
+done
+echo "every patch of the series builds"

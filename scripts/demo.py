@@ -1,0 +1,233 @@
+#!/usr/bin/python3
+"""make demo: the incident, told step by step in the terminal.
+
+An old host (Debian's QEMU 7.2) runs a VM and a virtio disk is hot-plugged.
+The VM live-migrates to a new host (the patched QEMU 10.0.2). Then the
+mismatch case: the same disk, started on the old host without discard and
+write-zeroes, meets a new host that offers them.
+
+No guest OS is booted: like the in-tree qtest, the demo plays the guest
+kernel through QEMU's qtest chardev (port I/O on 0xcf8/0xcfc), which Debian's
+builds accept together with "-accel tcg -S".
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+BUILD = os.environ["BUILD"]
+OLD = os.path.join(BUILD, "bin", "qemu-stock-7.2")
+NEW = os.path.join(BUILD, "bin", "qemu-patched")
+MACHINE = "pc-i440fx-7.2"
+SLOT = 0xB
+DISK_SIZE = 1 << 20
+
+
+def say(text=""):
+    print(text, flush=True)
+
+
+def step(text):
+    say("\n\033[1m>> " + text + "\033[0m")
+
+
+class Qemu:
+    """One QEMU process with a QMP socket and a qtest socket."""
+
+    def __init__(self, name, binary, args, workdir):
+        self.name = name
+        self.qmp_path = os.path.join(workdir, name + ".qmp")
+        self.qtest_path = os.path.join(workdir, name + ".qtest")
+        self.log_path = os.path.join(workdir, name + ".log")
+        cmd = [binary, "-machine", MACHINE, "-accel", "tcg", "-S",
+               "-nodefaults", "-display", "none",
+               "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path,
+               "-qtest", "unix:%s,server=on,wait=off" % self.qtest_path,
+               ] + args
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log)
+        self.qmp = self._connect(self.qmp_path)
+        self.qmp_file = self.qmp.makefile("rw")
+        self._read()                      # greeting
+        self.cmd("qmp_capabilities")
+        self.qtest = self._connect(self.qtest_path).makefile("rw")
+
+    def _connect(self, path):
+        for _ in range(200):
+            if self.proc.poll() is not None:
+                sys.exit("demo: %s exited early:\n%s" % (self.name, self.stderr()))
+            try:
+                s = socket.socket(socket.AF_UNIX)
+                s.connect(path)
+                return s
+            except OSError:
+                time.sleep(0.05)
+        sys.exit("demo: cannot connect to %s at %s" % (self.name, path))
+
+    def _read(self):
+        while True:
+            msg = json.loads(self.qmp_file.readline())
+            if "event" not in msg:
+                return msg
+
+    def cmd(self, execute, **args):
+        self.qmp_file.write(json.dumps({"execute": execute, "arguments": args}) + "\n")
+        self.qmp_file.flush()
+        rsp = self._read()
+        if "error" in rsp:
+            raise RuntimeError("%s: %s: %s" % (self.name, execute, rsp["error"]["desc"]))
+        return rsp["return"]
+
+    def hmp(self, line):
+        return self.cmd("human-monitor-command", **{"command-line": line})
+
+    def _qtest(self, line):
+        self.qtest.write(line + "\n")
+        self.qtest.flush()
+        rsp = self.qtest.readline().split()
+        assert rsp[0] == "OK", rsp
+        return int(rsp[1], 16) if len(rsp) > 1 else None
+
+    def cfg_read(self, off):
+        self._qtest("outl 0xcf8 0x%x" % (0x80000000 | SLOT << 11 | off))
+        return self._qtest("inl 0xcfc")
+
+    def cfg_write(self, off, val):
+        self._qtest("outl 0xcf8 0x%x" % (0x80000000 | SLOT << 11 | off))
+        self._qtest("outl 0xcfc 0x%x" % val)
+
+    def place_bar0(self, addr=None):
+        """Size BAR0 and place it as Linux does for a hot-plugged device."""
+        self.cfg_write(0x10, 0xFFFFFFFF)
+        size = (~(self.cfg_read(0x10) & ~3) + 1) & 0xFFFF
+        addr = 0x10000 - size if addr is None else addr
+        self.cfg_write(0x10, addr)
+        self.cfg_write(0x04, self.cfg_read(0x04) | 1)  # I/O decoding on
+        return size, self.cfg_read(0x10) & 0xFFFC
+
+    def bar0(self):
+        for dev in self.cmd("query-pci")[0]["devices"]:
+            if dev["slot"] == SLOT:
+                bar = dev["regions"][0]
+                return bar["size"], bar["address"]
+
+    def status(self):
+        return self.cmd("query-migrate").get("status", "none")
+
+    def wait_migration(self):
+        for _ in range(400):
+            status = self.status()
+            if status in ("completed", "failed"):
+                return status
+            time.sleep(0.05)
+        return "timeout"
+
+    def stderr(self):
+        self.log.flush()
+        with open(self.log_path) as f:
+            return f.read()
+
+    def quit(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+def migrate(old_props, new_props, bar0, workdir):
+    disk = os.path.join(workdir, "disk.raw")
+    with open(disk, "wb") as f:
+        f.write(b"\x5a" * DISK_SIZE)
+    drive = ["-drive", "if=none,id=d1,format=raw,file=" + disk]
+    sock = os.path.join(workdir, "migrate.sock")
+    props = "id=disk1,drive=d1,addr=0x%x" % SLOT
+
+    say("   old host: Debian QEMU 7.2, machine type %s" % MACHINE)
+    old = Qemu("old-host", OLD, drive, workdir)
+    new = None
+    try:
+        say("   device_add virtio-blk-pci,%s%s" % (props, old_props))
+        out = old.hmp("device_add virtio-blk-pci,%s%s" % (props, old_props))
+        assert out == "", out
+        size, addr = old.place_bar0(bar0)
+        say("   the guest kernel sizes BAR0 (%d bytes) and puts it at 0x%04x"
+            % (size, addr))
+
+        say("   new host: patched QEMU 10.0.2, started like libvirt does, "
+            "with -device virtio-blk-pci,%s%s -incoming defer" % (props, new_props))
+        new = Qemu("new-host", NEW, drive + [
+            "-device", "virtio-blk-pci," + props + new_props,
+            "-incoming", "defer"], workdir)
+        # Keep the new host alive on failure so that we can show its error.
+        new.cmd("migrate-incoming", uri="unix:" + sock, **{"exit-on-error": False})
+        say("   migrate ...")
+        old.cmd("migrate", uri="unix:" + sock)
+        old.wait_migration()
+        status = new.wait_migration()
+        return status, (size, addr), new
+    finally:
+        old.quit()
+
+
+def main():
+    with tempfile.TemporaryDirectory(prefix="abiguard-demo-") as workdir:
+        step("1. A VM on an old host gets a hot-plugged virtio disk, then moves "
+             "to a new host")
+        status, (size, addr), new = migrate("", "", None, workdir)
+        try:
+            nsize, naddr = new.bar0()
+            say("   migration: %s" % status)
+            say("   BAR0 on the new host: %d bytes at 0x%04x (the guest "
+                "enumerated %d bytes at 0x%04x)" % (nsize, naddr, size, addr))
+            out = new.hmp('qemu-io d1 "read -P 0x5a 0 %d"' % DISK_SIZE).splitlines()[0]
+            say("   disk contents on the new host: %s" % out)
+            ok = status == "completed" and (nsize, naddr) == (size, addr)
+        finally:
+            new.quit()
+        say("   => %s: same device layout on both hosts, data intact."
+            % ("fine" if ok else "UNEXPECTED"))
+
+        step("2. The incident: the old host started the disk with "
+             "discard=off,write-zeroes=off; the new host offers both")
+        say("   Each feature adds fields to the virtio-blk config: 36 -> 57 "
+            "bytes,\n   so the legacy I/O BAR0 grows from 64 to 128 bytes "
+            "(20-byte header + config).")
+        status, (size, addr), new = migrate(",discard=off,write-zeroes=off",
+                                            "", 0xFFC0, workdir)
+        new.quit()
+        say("   migration: %s" % ("failed at switchover, after all RAM was "
+                                  "copied" if status == "failed" else status))
+        say("   the new host says:")
+        for line in new.stderr().splitlines():
+            if "migration" in line or "load" in line or "config" in line:
+                say("     " + line)
+        say("   => refused, but only because bit 6 of 0xffc0 is read-only in a "
+            "128-byte BAR,\n      and in raw bytes nobody can act on.")
+        fail = status != "failed"
+
+        step("3. The same mismatch with BAR0 at 0xc080")
+        status, (size, addr), new = migrate(",discard=off,write-zeroes=off",
+                                            "", 0xC080, workdir)
+        try:
+            nsize, naddr = new.bar0() if status == "completed" else (0, 0)
+        finally:
+            new.quit()
+        say("   migration: %s" % status)
+        if status == "completed":
+            say("   => silently accepted: the guest enumerated %d bytes at 0x%04x,"
+                " the new host\n      now decodes %d bytes there, overlapping "
+                "whatever the guest put at 0x%04x." % (size, addr, nsize,
+                                                        addr + size))
+        else:
+            say("   => refused before the guest could see a different device.")
+        say("\nThe abiguard series makes case 3 fail like case 2, with a message "
+            "that names the\ndevice, the BAR, both sizes, the features and the "
+            "properties that fix it.")
+        return 1 if fail or not ok else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

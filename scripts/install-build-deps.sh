@@ -1,0 +1,20 @@
+#!/bin/bash
+# Install what building and testing the patched QEMU needs, from Debian
+# bookworm (and bookworm-backports for meson >= 1.5 and python3-pycotap).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+pkgs=(build-essential ccache git ninja-build pkg-config flex bison python3-venv
+      libglib2.0-dev libpixman-1-dev zlib1g-dev libfdt-dev libslirp-dev
+      libaio-dev libzstd-dev bzip2 xz-utils seabios ipxe-qemu
+      socat jq iproute2 python3-pexpect)
+bpo=(meson python3-pycotap)
+stamp=$STAMPS/build-deps-$(printf '%s\n' "${pkgs[@]}" "${bpo[@]}" | sha256sum | cut -c1-12)
+[ -f "$stamp" ] && exit 0
+need_root
+log "installing build dependencies"
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null ||
+  die "apt-get install of build dependencies failed: is the Debian registry reachable? rerun 'make setup'"
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -t bookworm-backports "${bpo[@]}" >/dev/null ||
+  die "apt-get install of ${bpo[*]} from bookworm-backports failed: rerun 'make setup'"
+mkdir -p "$STAMPS" && touch "$stamp"

@@ -1,0 +1,18 @@
+# Shared helpers for the harness scripts. Sourced, not run.
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$TOP/versions"
+BUILD=${BUILD:-$TOP/build}
+# Downloads and ccache outlive a clean clone, so that CI reuses them.
+CACHE=${ABIGUARD_CACHE:-/var/cache/abiguard}
+STAMPS=$BUILD/stamps
+
+log() { printf '[abiguard] %s\n' "$*" >&2; }
+die() { printf 'abiguard: error: %s\n' "$*" >&2; exit 1; }
+need_root() { [ "$(id -u)" = 0 ] || die "must run as root (it installs Debian packages); rerun with sudo"; }
+
+# How the patched QEMU is configured (scripts/build-qemu.sh, bisect-check.sh).
+# Firmware is Debian's: see the qemu-bundle links in scripts/build-qemu.sh.
+QEMU_FIRMWAREPATH=/usr/share/qemu:/usr/share/seabios:/usr/lib/ipxe/qemu
+QEMU_CONFIGURE_FLAGS=(--target-list=x86_64-softmmu --enable-kvm --enable-tcg
+  --enable-slirp --enable-fdt=system --disable-install-blobs --disable-docs
+  --python=/usr/bin/python3 --firmwarepath=$QEMU_FIRMWAREPATH)

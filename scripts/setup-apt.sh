@@ -1,0 +1,39 @@
+#!/bin/bash
+# Add bookworm-backports and deb-src entries, derived from the Debian mirror
+# this machine already uses, then refresh the package lists.
+# No registry host is written here: we copy it from the existing config.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+need_root
+out=/etc/apt/sources.list.d/abiguard.sources
+
+# First URI that serves the plain "bookworm" suite, from deb822 or one-line files.
+mirror=$(
+  { cat /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '
+      /^URIs:/ { uri=$2 } /^Suites:/ { for (i=2;i<=NF;i++) if ($i=="bookworm") print uri }
+      /^$/ { uri="" }'
+    cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+      awk '$1=="deb" && $0 ~ / bookworm / { for (i=2;i<=NF;i++) if ($i ~ /:\/\//) { print $i; break } }'
+  } 2>/dev/null | head -n 1 || true)
+[ -n "$mirror" ] || die "no apt source for Debian bookworm found in /etc/apt; add one, then rerun"
+
+key=/usr/share/keyrings/debian-archive-keyring.gpg
+want="Types: deb
+URIs: $mirror
+Suites: bookworm-backports
+Components: main
+Signed-By: $key
+
+Types: deb-src
+URIs: $mirror
+Suites: bookworm bookworm-backports
+Components: main
+Signed-By: $key"
+
+if [ ! -f "$out" ] || [ "$(cat "$out")" != "$want" ] || [ ! -f "$STAMPS/apt-updated" ]; then
+  printf '%s\n' "$want" > "$out.tmp" && mv "$out.tmp" "$out"
+  log "apt: bookworm-backports and deb-src from $mirror"
+  apt-get update -qq || die "apt-get update failed: is the Debian registry reachable? check 'apt-get update' output"
+  mkdir -p "$STAMPS" && touch "$STAMPS/apt-updated"
+fi

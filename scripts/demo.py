@@ -59,7 +59,7 @@ class Qemu:
     def _connect(self, path):
         for _ in range(200):
             if self.proc.poll() is not None:
-                sys.exit("demo: %s exited early:\n%s" % (self.name, self.stderr()))
+                sys.exit("demo: %s exited early:\n%s" % (self.name, self.output()))
             try:
                 s = socket.socket(socket.AF_UNIX)
                 s.connect(path)
@@ -126,7 +126,7 @@ class Qemu:
             time.sleep(0.05)
         return "timeout"
 
-    def stderr(self):
+    def output(self):
         self.log.flush()
         with open(self.log_path) as f:
             return f.read()
@@ -182,9 +182,15 @@ def main():
             say("   migration: %s" % status)
             say("   BAR0 on the new host: %d bytes at 0x%04x (the guest "
                 "enumerated %d bytes at 0x%04x)" % (nsize, naddr, size, addr))
-            out = new.hmp('qemu-io d1 "read -P 0x5a 0 %d"' % DISK_SIZE).splitlines()[0]
-            say("   disk contents on the new host: %s" % out)
-            ok = status == "completed" and (nsize, naddr) == (size, addr)
+            # qemu-io prints to QEMU's stdout, which is the log
+            new.hmp('qemu-io d1 "read -P 0x5a 0 %d"' % DISK_SIZE)
+            time.sleep(0.2)
+            out = [l for l in new.output().splitlines()
+                   if l.startswith("read ") or "Pattern" in l]
+            say("   disk contents on the new host, checked with qemu-io: %s"
+                % (out[0] if out else "no answer"))
+            ok = (status == "completed" and (nsize, naddr) == (size, addr)
+                  and out and out[0].startswith("read %d/%d" % (DISK_SIZE, DISK_SIZE)))
         finally:
             new.quit()
         say("   => %s: same device layout on both hosts, data intact."
@@ -201,7 +207,7 @@ def main():
         say("   migration: %s" % ("failed at switchover, after all RAM was "
                                   "copied" if status == "failed" else status))
         say("   the new host says:")
-        for line in new.stderr().splitlines():
+        for line in new.output().splitlines():
             if "migration" in line or "load" in line or "config" in line:
                 say("     " + line)
         say("   => refused, but only because bit 6 of 0xffc0 is read-only in a "

@@ -42,11 +42,19 @@ for t in $(git -C "$BUILD/qemu" diff --name-only --diff-filter=A abiguard-base H
 done
 
 echo "== cross-version migration matrix (source -> destination)"
-for pair in stock-7.2-qtest:patched stock-10.0.2:patched patched:stock-10.0.2; do
+# The build under test is named exactly as QTEST_QEMU_BINARY: the qtest
+# takes any other destination for an unpatched QEMU.
+qemu_for() {
+  case $1 in
+    patched) echo "$QTEST_QEMU_BINARY" ;;
+    stock-7.2) echo "$bin/qemu-stock-7.2-qtest" ;;  # see make-wrappers.sh
+    *) echo "$bin/qemu-$1" ;;
+  esac
+}
+for pair in stock-7.2:patched stock-10.0.2:patched patched:stock-10.0.2; do
   src=${pair%%:*} dst=${pair##*:}
-  label="layout-migration ${src%-qtest} -> $dst"
-  QTEST_QEMU_BINARY_SRC=$bin/qemu-$src QTEST_QEMU_BINARY_DST=$bin/qemu-$dst \
-    run_tap "$label" "$logs/matrix-${src%-qtest}-$dst.log" \
+  QTEST_QEMU_BINARY_SRC=$(qemu_for "$src") QTEST_QEMU_BINARY_DST=$(qemu_for "$dst") \
+    run_tap "layout-migration $src -> $dst" "$logs/matrix-$src-$dst.log" \
     "$qtests/virtio-layout-migration-test"
 done
 

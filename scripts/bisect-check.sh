@@ -5,9 +5,9 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 tree=$BUILD/qemu
-wt=$BUILD/bisect-tree
-out=$BUILD/bisect-build
-export PATH=/usr/lib/ccache:$PATH CCACHE_DIR=$CACHE/ccache
+# Same relative layout as build/qemu and build/qemu-build, for ccache.
+wt=$BUILD/bisect/qemu
+out=$BUILD/bisect/qemu-build
 
 git -C "$tree" worktree prune
 [ -d "$wt" ] || git -C "$tree" worktree add -q --detach "$wt" abiguard-base

@@ -6,7 +6,6 @@ set -euo pipefail
 
 src=$BUILD/qemu
 out=$BUILD/qemu-build
-export PATH=/usr/lib/ccache:$PATH CCACHE_DIR=$CACHE/ccache
 
 [ -d "$src/.git" ] || die "$src missing: run 'make tree'"
 if [ ! -f "$out/build.ninja" ]; then

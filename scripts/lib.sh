@@ -10,6 +10,11 @@ log() { printf '[abiguard] %s\n' "$*" >&2; }
 die() { printf 'abiguard: error: %s\n' "$*" >&2; exit 1; }
 need_root() { [ "$(id -u)" = 0 ] || die "must run as root (it installs Debian packages); rerun with sudo"; }
 
+# ccache, with paths made relative so that a clone elsewhere (CI) and the
+# bisect build (same layout under build/bisect) hit the same cache.
+export PATH=/usr/lib/ccache:$PATH CCACHE_DIR=$CACHE/ccache
+export CCACHE_BASEDIR=$BUILD CCACHE_NOHASHDIR=1
+
 # How the patched QEMU is configured (scripts/build-qemu.sh, bisect-check.sh).
 # Firmware is Debian's: see the qemu-bundle links in scripts/build-qemu.sh.
 QEMU_FIRMWAREPATH=/usr/share/qemu:/usr/share/seabios:/usr/lib/ipxe/qemu

@@ -47,9 +47,9 @@ files=$(patch_files)
 # Committer identity/date fixed so that commit ids are reproducible.
 if ! GIT_COMMITTER_NAME=abiguard GIT_COMMITTER_EMAIL=abiguard@localhost \
      GIT_COMMITTER_DATE='2025-01-01T00:00:00Z' \
-     git -C "$tree" am -q --keep-cr $files 2>"$BUILD/am.err"; then
-  bad=$(git -C "$tree" am --show-current-patch=diff >/dev/null 2>&1 && sed -n 's/^Patch failed at \(.*\)$/\1/p' "$BUILD/am.err" | head -n 1)
+     git -C "$tree" am -q --keep-cr $files >"$BUILD/am.err" 2>&1; then
+  bad=$(sed -n 's/^Patch failed at \(.*\)$/\1/p' "$BUILD/am.err" | head -n 1)
   git -C "$tree" am --abort >/dev/null 2>&1 || true
   git -C "$tree" reset -q --hard abiguard-base
-  die "patch does not apply to QEMU 10.0.2: ${bad:-see $BUILD/am.err}; rebase it in 'make tree' and 'make export'"
+  die "patch ${bad:-?} does not apply to QEMU 10.0.2 (details in $BUILD/am.err): rebase it onto abiguard-base, then 'make export'"
 fi

@@ -5,8 +5,8 @@ BUILD := $(CURDIR)/build
 SCRIPTS := $(CURDIR)/scripts
 export BUILD
 
-.PHONY: all setup fetch peers tree build wrappers env demo check check-qtest \
-        check-matrix export checkpatch bisect-check clean
+.PHONY: all setup fetch peers tree build wrappers env demo check \
+        bench export checkpatch bisect-check clean
 
 all: build wrappers
 
@@ -37,6 +37,11 @@ demo: wrappers
 
 check: wrappers
 	@$(SCRIPTS)/check.sh
+
+# Only on request: about a minute of disk I/O.
+bench: wrappers
+	@$(SCRIPTS)/build-qemu.sh qemu-img
+	@$(SCRIPTS)/bench-secure-erase.py
 
 export:
 	@$(SCRIPTS)/export-patches.sh

@@ -114,12 +114,15 @@ def measure(fmt, rtype, pattern, workdir):
     refill(fmt, pattern, img)
     subprocess.run(["sync"], check=True)
     qpath = os.path.join(workdir, "qtest.sock")
+    log = open(os.path.join(workdir, "qemu.log"), "w")
     proc = subprocess.Popen([
         QEMU, "-machine", "pc", "-accel", "qtest", "-nodefaults",
-        "-display", "none", "-qtest", "unix:%s,server=on,wait=on" % qpath,
+        "-display", "none", "-qtest-log", "/dev/null",
+        "-qtest", "unix:%s,server=on,wait=on" % qpath,
         "-drive", "if=none,id=d0,format=%s,file=%s"
         % (fmt, img),
-        "-device", "virtio-blk-pci,drive=d0,addr=0x%x" % SLOT])
+        "-device", "virtio-blk-pci,drive=d0,addr=0x%x" % SLOT],
+        stdout=log, stderr=log)
     try:
         q = Qtest(qpath)
         ring = start_driver(q)
@@ -129,10 +132,11 @@ def measure(fmt, rtype, pattern, workdir):
     finally:
         proc.kill()
         proc.wait()
+        log.close()
 
 
 def main():
-    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     rows = []
     with tempfile.TemporaryDirectory(prefix="abiguard-bench-",
                                      dir="/var/tmp") as workdir:

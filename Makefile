@@ -6,7 +6,7 @@ SCRIPTS := $(CURDIR)/scripts
 export BUILD
 
 .PHONY: all setup fetch peers tree build wrappers env demo check \
-        bench export checkpatch bisect-check clean
+        bench goldens export checkpatch bisect-check clean
 
 all: build wrappers
 
@@ -37,6 +37,12 @@ demo: wrappers
 
 check: wrappers
 	@$(SCRIPTS)/check.sh
+
+# Regenerate the golden guest-ABI dumps (tests/golden).
+goldens: wrappers
+	@$(SCRIPTS)/guest-abi-golden.py generate $(BUILD)/bin/qemu-stock-10.0.2 tests/golden/stock-10.0.2
+	@$(SCRIPTS)/guest-abi-golden.py generate $(BUILD)/bin/qemu-patched tests/golden/abiguard \
+	  pc-i440fx-10.0-abiguard1 pc-q35-10.0-abiguard1
 
 # Only on request: about a minute of disk I/O.
 bench: wrappers

@@ -12,11 +12,11 @@ rm -rf "$logs" && mkdir -p "$logs"
 passed=0 failed=0 xfailed=0
 failures=() xfails=()
 
-# run_tap LABEL LOG COMMAND... : run a glib TAP test, count its results.
+# run_tap LABEL LOG COMMAND... : run a TAP test, count its results.
 run_tap() {
   local label=$1 log=$2; shift 2
   local rc p f x plan ran
-  (cd "$BUILD/qemu-build" && timeout 900 "$@" --tap -k) > "$log" 2>&1
+  (cd "$BUILD/qemu-build" && timeout 900 "$@") > "$log" 2>&1
   rc=$?
   p=$(grep -c '^ok ' "$log")
   f=$(grep '^not ok ' "$log" | grep -vc '# TODO')
@@ -35,11 +35,31 @@ run_tap() {
 
 export QTEST_QEMU_BINARY=./qemu-system-x86_64
 echo "== in-tree qtests, patched build"
-run_tap "qos-test" "$logs/qos-test.log" "$qtests/qos-test"
+run_tap "qos-test" "$logs/qos-test.log" "$qtests/qos-test" --tap -k
 for t in $(git -C "$BUILD/qemu" diff --name-only --diff-filter=A abiguard-base HEAD -- 'tests/qtest/*-test.c'); do
   t=$(basename "${t%.c}")
-  run_tap "$t" "$logs/$t.log" "$qtests/$t"
+  run_tap "$t" "$logs/$t.log" "$qtests/$t" --tap -k
 done
+
+echo "== guest ABI against the goldens (I1: stock machine types untouched)"
+golden=$TOP/tests/golden
+run_tap "golden: stock 10.0.2 machine types" "$logs/golden-stock.log" \
+  "$TOP/scripts/guest-abi-golden.py" check "$bin/qemu-patched" "$golden/stock-10.0.2"
+run_tap "golden: abiguard machine types" "$logs/golden-abiguard.log" \
+  "$TOP/scripts/guest-abi-golden.py" check "$bin/qemu-patched" "$golden/abiguard"
+# Negative control: a default changed by hand must make the golden test fail.
+neg=$logs/golden-negative
+mkdir -p "$neg" && cp "$golden/stock-10.0.2/pc-i440fx-7.2.txt" "$neg/"
+if ! "$TOP/scripts/guest-abi-golden.py" check "$bin/qemu-patched" "$neg" \
+       -- -global virtio-blk-device.discard=off > "$neg.log" 2>&1 &&
+   grep -q "pc-i440fx-7.2 cold 00:10.0 (blk): features only in golden: BLK_F_DISCARD" "$neg.log"; then
+  printf '%-48s %4d passed, %d failed\n' "golden: negative control (discard=off)" 1 0
+  passed=$((passed + 1))
+else
+  printf '%-48s %4d passed, %d failed\n' "golden: negative control (discard=off)" 0 1
+  failures+=("golden negative control: a changed default went unnoticed (see $neg.log)")
+  failed=$((failed + 1))
+fi
 
 echo "== cross-version migration matrix (source -> destination)"
 # The build under test is named exactly as QTEST_QEMU_BINARY: the qtest
@@ -55,7 +75,7 @@ for pair in stock-7.2:patched stock-10.0.2:patched patched:stock-10.0.2; do
   src=${pair%%:*} dst=${pair##*:}
   QTEST_QEMU_BINARY_SRC=$(qemu_for "$src") QTEST_QEMU_BINARY_DST=$(qemu_for "$dst") \
     run_tap "layout-migration $src -> $dst" "$logs/matrix-$src-$dst.log" \
-    "$qtests/virtio-layout-migration-test"
+    "$qtests/virtio-layout-migration-test" --tap -k
 done
 
 if [ ${#xfails[@]} -gt 0 ]; then

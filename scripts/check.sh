@@ -61,6 +61,10 @@ else
   failed=$((failed + 1))
 fi
 
+echo "== preflight against a running stock 7.2 source"
+run_tap "preflight" "$logs/preflight.log" \
+  "$TOP/tests/preflight-test.sh" "$bin/qemu-stock-7.2" "$bin/qemu-patched"
+
 echo "== cross-version migration matrix (source -> destination)"
 # The build under test is named exactly as QTEST_QEMU_BINARY: the qtest
 # takes any other destination for an unpatched QEMU.

@@ -19,6 +19,7 @@ a QMP socket (preflight) gives the QMP part, marked "qmp-only".
 
 import json
 import os
+import re
 import socket
 import subprocess
 import tempfile
@@ -125,16 +126,54 @@ def bar_text(region):
     return "%d:%s:%d" % (region["bar"], kind, region["size"])
 
 
-def feature_names(features):
-    """Short, version-independent names: 'VIRTIO_BLK_F_FLUSH: ...' -> BLK_F_FLUSH."""
+# virtio device id -> prefix of its feature names in the Linux headers
+DEVICE_PREFIX = {1: "NET", 2: "BLK", 3: "CONSOLE", 4: "RNG", 5: "BALLOON",
+                 8: "SCSI"}
+_bit_names = None
+
+
+def bit_names():
+    """(prefix, bit) -> name, from the virtio headers of the QEMU tree."""
+    global _bit_names
+    if _bit_names is None:
+        build = os.environ.get("BUILD") or os.path.join(
+            os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+            "build")
+        hdrs = os.path.join(build, "qemu", "include", "standard-headers",
+                            "linux")
+        _bit_names = {}
+        for hdr in ("virtio_config.h", "virtio_ring.h", "virtio_blk.h",
+                    "virtio_net.h", "virtio_console.h", "virtio_balloon.h",
+                    "virtio_scsi.h"):
+            with open(os.path.join(hdrs, hdr)) as f:
+                for m in re.finditer(
+                        r"#define\s+VIRTIO_((?:(\w+?)_)?F_\w+)\s+(\d+)",
+                        f.read()):
+                    _bit_names.setdefault((m.group(2) or "", int(m.group(3))),
+                                          m.group(1))
+    return _bit_names
+
+
+def feature_names(device_id, features):
+    """Version-independent names: 'VIRTIO_BLK_F_FLUSH: ...' -> BLK_F_FLUSH.
+
+    Older QEMUs decode fewer bits and report the rest as unknown: name those
+    from the headers, so that the same bit reads the same everywhere.
+    """
     names = []
     for part in ("transports", "dev-features"):
         for desc in features.get(part, []):
             name = desc.split(":")[0].strip()
             names.append(name.replace("VIRTIO_", "", 1))
-    if features.get("unknown-dev-features"):
-        names.append("unknown:0x%x" % features["unknown-dev-features"])
-    return sorted(names)
+    unknown = features.get("unknown-dev-features", 0)
+    for bit in range(64):
+        if unknown & (1 << bit):
+            prefix = DEVICE_PREFIX.get(device_id, "")
+            name = (bit_names().get((prefix, bit)) or
+                    bit_names().get(("", bit)) or
+                    bit_names().get(("RING", bit)) or "bit%d" % bit)
+            names.append(name)
+    return sorted(set(names))
 
 
 def virtio_status(qmp):
@@ -180,7 +219,8 @@ def fingerprint(qmp, qt=None):
                     mode = "transitional" if (modern_caps or not qt) else "legacy"
                 f.append("virtio %d %s vqs %d features %s" % (
                     st["device-id"], mode if qt else "-", st["num-vqs"],
-                    ",".join(feature_names(st["host-features"]))))
+                    ",".join(feature_names(st["device-id"],
+                                           st["host-features"]))))
             lines.append(" ".join(f))
     return sorted(lines)
 
@@ -219,9 +259,13 @@ class Vm:
         try:
             self.qmp = Qmp(self.qmp_path)
             self.qt = Qtest(self.qtest_path) if qtest else None
-        except Exception:
+        except (OSError, RuntimeError):
+            out = self.output().strip()
             self.close()
-            raise RuntimeError("QEMU did not start: %s" % self.output().strip())
+            raise RuntimeError("QEMU did not start: %s" % out)
+        except BaseException:
+            self.close()        # interrupted: leave nothing behind
+            raise
 
     def output(self):
         self.log.flush()

@@ -13,12 +13,13 @@ Usage: BUILD=build scripts/bench-secure-erase.py [rounds]
 """
 
 import os
-import socket
 import struct
 import subprocess
 import sys
 import tempfile
 import time
+
+import guestabi
 
 BUILD = os.environ["BUILD"]
 QEMU = os.path.join(BUILD, "qemu-build", "qemu-system-x86_64")
@@ -33,39 +34,10 @@ T_WRITE_ZEROES, T_SECURE_ERASE = 13, 14
 F_WRITE_ZEROES, F_SECURE_ERASE = 1 << 14, 1 << 16
 
 
-class Qtest:
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX)
-        for _ in range(200):
-            try:
-                self.sock.connect(path)
-                break
-            except OSError:
-                time.sleep(0.05)
-        self.f = self.sock.makefile("rw")
-
-    def cmd(self, line):
-        self.f.write(line + "\n")
-        self.f.flush()
-        while True:
-            rsp = self.f.readline().split()
-            if rsp and rsp[0] != "IRQ":
-                break
-        assert rsp[0] == "OK", (line, rsp)
-        return int(rsp[1], 16) if len(rsp) > 1 else None
-
-    def cfg_write(self, off, val):
-        self.cmd("outl 0xcf8 0x%x" % (0x80000000 | SLOT << 11 | off))
-        self.cmd("outl 0xcfc 0x%x" % val)
-
-    def write(self, addr, data):
-        self.cmd("write 0x%x 0x%x 0x%s" % (addr, len(data), data.hex()))
-
-
 def start_driver(q):
     """Legacy virtio-pci: BAR0, features, one queue, DRIVER_OK."""
-    q.cfg_write(0x10, BAR0)
-    q.cfg_write(0x04, 0x5)                          # I/O + bus master
+    q.writel(0, SLOT << 3, 0x10, BAR0)
+    q.writel(0, SLOT << 3, 0x04, 0x5)               # I/O + bus master
     q.cmd("outb 0x%x 0" % (BAR0 + 18))              # reset
     q.cmd("outb 0x%x 3" % (BAR0 + 18))              # ACK | DRIVER
     host = q.cmd("inl 0x%x" % BAR0)
@@ -124,7 +96,7 @@ def measure(fmt, rtype, pattern, workdir):
         "-device", "virtio-blk-pci,drive=d0,addr=0x%x" % SLOT],
         stdout=log, stderr=log)
     try:
-        q = Qtest(qpath)
+        q = guestabi.Qtest(qpath)
         ring = start_driver(q)
         status, secs = request(q, ring, 0, rtype, SIZE // 512)
         assert status == 0, "request failed with status %d" % status

@@ -66,9 +66,17 @@ class Qmp:
 class Qtest:
     """Port I/O through the -qtest chardev (works with -accel tcg -S)."""
 
-    def __init__(self, path):
+    def __init__(self, path, timeout=10):
         self.sock = socket.socket(socket.AF_UNIX)
-        self.sock.connect(path)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.sock.connect(path)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
         self.f = self.sock.makefile("rw")
 
     def cmd(self, line):
@@ -96,6 +104,14 @@ class Qtest:
     def writeb(self, bus, devfn, off, val):
         self._select(bus, devfn, off)
         self.cmd("outb 0x%x 0x%x" % (0xCFC + (off & 3), val))
+
+    def writel(self, bus, devfn, off, val):
+        self._select(bus, devfn, off)
+        self.cmd("outl 0xcfc 0x%x" % val)
+
+    def write(self, addr, data):
+        """Guest memory."""
+        self.cmd("write 0x%x 0x%x 0x%s" % (addr, len(data), data.hex()))
 
 
 def number_buses(qt, qmp):

@@ -5,7 +5,7 @@ BUILD := $(CURDIR)/build
 SCRIPTS := $(CURDIR)/scripts
 export BUILD
 
-.PHONY: all setup fetch peers tree build wrappers env demo check \
+.PHONY: all setup fetch peers tree build wrappers guest env demo check \
         bench goldens export checkpatch bisect-check clean
 
 all: build wrappers
@@ -29,13 +29,16 @@ build: tree peers
 wrappers: build peers
 	@$(SCRIPTS)/make-wrappers.sh
 
+guest: setup
+	@$(SCRIPTS)/make-guest.sh
+
 env:
 	@$(SCRIPTS)/print-env.sh
 
 demo: wrappers
 	@$(SCRIPTS)/demo.py
 
-check: wrappers
+check: wrappers guest
 	@$(SCRIPTS)/check.sh
 
 # Regenerate the golden guest-ABI dumps (tests/golden).

@@ -65,6 +65,10 @@ echo "== preflight against a running stock 7.2 source"
 run_tap "preflight" "$logs/preflight.log" \
   "$TOP/tests/preflight-test.sh" "$bin/qemu-stock-7.2" "$bin/qemu-patched"
 
+echo "== a real Linux guest under I/O, old host (stock 7.2) -> new host"
+run_tap "guest migration" "$logs/guest.log" \
+  "$TOP/tests/guest-migrate-test.py" "$bin/qemu-stock-7.2" "$bin/qemu-patched" "$BUILD/guest"
+
 echo "== cross-version migration matrix (source -> destination)"
 # The build under test is named exactly as QTEST_QEMU_BINARY: the qtest
 # takes any other destination for an unpatched QEMU.

@@ -1,0 +1,31 @@
+#!/bin/bash
+# Build the test guest from Debian packages only: the kernel of
+# linux-image-$GUEST_KERNEL_ABI and an initramfs with busybox-static, the
+# virtio drivers and tests/guest/init. Output: build/guest/{vmlinuz,initrd.gz}.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+out=$BUILD/guest
+stamp=$out/stamp-$(cat "$TOP/tests/guest/init" "$TOP/versions" | sha256sum | cut -c1-12)
+[ -f "$stamp" ] && exit 0
+need_root
+debs=$CACHE/debs/guest-$GUEST_KERNEL_VERSION
+mkdir -p "$debs"
+(cd "$debs" && apt-get download -qq "linux-image-$GUEST_KERNEL_ABI=$GUEST_KERNEL_VERSION" \
+   "busybox-static=$GUEST_BUSYBOX_VERSION" 2>/dev/null) ||
+  die "apt-get download of the guest kernel/busybox failed: run 'make setup' and check the registry is reachable"
+tmp=$(mktemp -d) && trap 'rm -rf "$tmp"' EXIT
+for deb in "$debs"/*.deb; do dpkg-deb -x "$deb" "$tmp/x"; done
+root=$tmp/root
+mkdir -p "$root"/{bin,dev,proc,sys,lib/modules}
+cp "$tmp/x/bin/busybox" "$root/bin/busybox"
+for m in drivers/virtio/virtio_ring drivers/virtio/virtio drivers/virtio/virtio_pci_legacy_dev \
+         drivers/virtio/virtio_pci_modern_dev drivers/virtio/virtio_pci drivers/block/virtio_blk; do
+  cp "$tmp/x/lib/modules/$GUEST_KERNEL_ABI/kernel/$m.ko" "$root/lib/modules/"
+done
+install -m 755 "$TOP/tests/guest/init" "$root/init"
+mkdir -p "$out.tmp"
+(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$out.tmp/initrd.gz"
+cp "$tmp/x/boot/vmlinuz-$GUEST_KERNEL_ABI" "$out.tmp/vmlinuz"
+rm -rf "$out" && mv "$out.tmp" "$out" && touch "$stamp"
+log "guest: $out/vmlinuz, $out/initrd.gz"

@@ -1,8 +1,16 @@
 #!/usr/bin/python3
 """A real Linux guest (Debian's kernel, busybox initramfs: make-guest.sh)
 writes a checksummed pattern to its virtio disk while it is live-migrated
-from an old host (Debian's QEMU 7.2) to a new host (the patched build);
-afterwards every block is checked. TAP output.
+between two hosts, network namespaces that the test creates and removes,
+over TCP. Afterwards every block is checked. TAP output.
+
+  (a) old host (Debian's QEMU 7.2) -> new host (patched), cold- and
+      hot-plugged disks, with discards;
+  (b) the incident, the guest choosing BAR0: refused, the source goes on;
+  (c) patched -> patched on the abiguard machine type with a secure erase
+      issued in the guest (blkdiscard -s) before and after migrating;
+  (d) a migration whose destination dies halfway, and one cancelled: the
+      source goes on, its data intact.
 
 Usage: tests/guest-migrate-test.py QEMU_OLD QEMU_NEW GUEST_DIR
 """
@@ -20,8 +28,6 @@ import guestabi  # noqa: E402
 
 BLOCK = 4096
 RING = 256                  # the writer cycles over blocks 0..RING-1
-DISCARDED = (512, 640)      # blocks discarded by the guest before migrating
-MARKED = (640, 768)         # blocks written once, must survive
 DISK = 16 << 20
 
 # Writes "BLOCK%08d" into block n % RING, for n = 0, 1, ... until /stop.
@@ -71,12 +77,14 @@ class Console:
 class Host:
     """A QEMU running the guest, with QMP and a console socket."""
 
-    def __init__(self, name, qemu, machine, workdir, disk, extra):
+    def __init__(self, name, qemu, machine, workdir, disk, extra, netns):
+        self.name = name
         self.qmp_path = os.path.join(workdir, name + ".qmp")
         ser = os.path.join(workdir, name + ".ser")
         self.log = open(os.path.join(workdir, name + ".log"), "w")
         guest = os.environ["GUEST_DIR"]
         self.proc = subprocess.Popen([
+            "ip", "netns", "exec", netns,
             qemu, "-machine", machine, "-accel", "tcg", "-m", "256",
             "-nodefaults", "-display", "none",
             "-kernel", os.path.join(guest, "vmlinuz"),
@@ -106,6 +114,40 @@ class Host:
         self.log.close()
 
 
+class TwoHosts:
+    """Two network namespaces joined by a veth pair: the old host at
+    OLD_ADDR, the new one at NEW_ADDR. Removed again on exit."""
+
+    OLD_ADDR, NEW_ADDR = "10.231.0.1", "10.231.0.2"
+
+    def __init__(self):
+        tag = "%d" % os.getpid()
+        self.old, self.new = "abg-old-" + tag, "abg-new-" + tag
+
+    def __enter__(self):
+        def ip(*args):
+            subprocess.run(("ip",) + args, check=True)
+        try:
+            ip("netns", "add", self.old)
+            ip("netns", "add", self.new)
+            ip("link", "add", "abgv-old", "netns", self.old, "type", "veth",
+               "peer", "name", "abgv-new", "netns", self.new)
+            for ns, dev, addr in ((self.old, "abgv-old", self.OLD_ADDR),
+                                  (self.new, "abgv-new", self.NEW_ADDR)):
+                ip("-n", ns, "addr", "add", addr + "/30", "dev", dev)
+                ip("-n", ns, "link", "set", dev, "up")
+                ip("-n", ns, "link", "set", "lo", "up")
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        for ns in (self.old, self.new):
+            subprocess.run(["ip", "netns", "del", ns],
+                           stderr=subprocess.DEVNULL)
+
+
 def read_block(f, n):
     f.seek(n * BLOCK)
     return f.read(BLOCK)
@@ -120,121 +162,154 @@ def expected(k, total):
     return text + bytes(BLOCK - len(text))
 
 
-def scenario(qemu_old, qemu_new, machine, hotplug, port, workdir):
-    """Returns a list of failures (empty: pass) and a summary."""
-    disk = os.path.join(workdir, "disk.raw")
-    with open(disk, "wb") as f:
-        f.truncate(DISK)
-    dev = "virtio-blk-pci,id=disk1,drive=d1,addr=0xb"
-    old = Host("old", qemu_old, machine, workdir, disk,
-               [] if hotplug else ["-device", dev])
-    new = None
-    try:
-        old.console.expect("GUEST READY", 120)
-        if hotplug:
-            out = old.qmp.cmd("human-monitor-command",
-                              **{"command-line": "device_add " + dev})
-            assert not out, out
-            old.console.run("while [ ! -b /dev/vda ]; do sleep 0.2; done; "
-                            "echo HOTPLUGGED-$((1 + 1))", "HOTPLUGGED-2")
-        # blocks to discard and blocks that must survive, then the writer
-        old.console.run(
-            "dd if=/dev/urandom of=/dev/vda bs=4096 seek=%d count=%d "
-            "2>/dev/null; blkdiscard -o %d -l %d /dev/vda; sync; "
-            "echo PREP-$((1 + 1))"
-            % (DISCARDED[0], MARKED[1] - DISCARDED[0], DISCARDED[0] * BLOCK,
-               (DISCARDED[1] - DISCARDED[0]) * BLOCK), "PREP-2")
-        old.console.run(WRITER + " sleep 2; echo P=$(cat /progress)",
-                        r"P=(\d+)")
-        with open(disk, "rb") as f:
-            marked = [read_block(f, n) for n in range(*MARKED)]
+def progress(host):
+    return int(host.console.run("echo P=$(cat /progress)",
+                                r"P=(\d+)").group(1))
 
-        new = Host("new", qemu_new, machine, workdir, disk,
-                   ["-device", dev, "-incoming", "tcp:127.0.0.1:%d" % port])
-        before = int(old.console.run("echo P=$(cat /progress)",
+
+def fill(host, first, count):
+    """Random data into blocks first.., synced to the disk."""
+    host.console.run("dd if=/dev/urandom of=/dev/vda bs=4096 seek=%d count=%d "
+                     "2>/dev/null; sync; echo FILLED-$((1 + 1))"
+                     % (first, count), "FILLED-2")
+
+
+def discard(host, first, count, secure=False):
+    host.console.run("blkdiscard %s-o %d -l %d /dev/vda; sync; "
+                     "echo DISCARDED-$((1 + 1))"
+                     % ("-s " if secure else "", first * BLOCK, count * BLOCK),
+                     "DISCARDED-2")
+
+
+def snapshot(disk, first, count):
+    with open(disk, "rb") as f:
+        return [read_block(f, n) for n in range(first, first + count)]
+
+
+class Run:
+    """One scenario: a disk, an old host running the guest with its disk
+    and the writer going, and maybe a new host."""
+
+    def __init__(self, hosts, workdir, qemu, machine, dev, hotplug=False):
+        self.hosts, self.workdir, self.machine, self.dev = (hosts, workdir,
+                                                            machine, dev)
+        self.disk = os.path.join(workdir, "disk.raw")
+        with open(self.disk, "wb") as f:
+            f.truncate(DISK)
+        self.new = None
+        self.old = Host("old", qemu, machine, workdir, self.disk,
+                        [] if hotplug else ["-device", dev], hosts.old)
+        self.old.console.expect("GUEST READY", 120)
+        if hotplug:
+            out = self.old.qmp.cmd("human-monitor-command",
+                                   **{"command-line": "device_add " + dev})
+            assert not out, out
+            self.old.console.run("while [ ! -b /dev/vda ]; do sleep 0.2; "
+                                 "done; echo HOTPLUGGED-$((1 + 1))",
+                                 "HOTPLUGGED-2")
+
+    def start_writer(self):
+        self.old.console.run(WRITER + " sleep 1; echo P=$(cat /progress)",
+                             r"P=(\d+)")
+
+    def start_new(self, qemu, dev=None, port=4444):
+        self.uri = "tcp:%s:%d" % (self.hosts.NEW_ADDR, port)
+        self.new = Host("new", qemu, self.machine, self.workdir, self.disk,
+                        ["-device", dev or self.dev, "-incoming", "defer"],
+                        self.hosts.new)
+        for h in (self.old, self.new):
+            # with a return path the source learns of a failed load
+            h.qmp.cmd("migrate-set-capabilities", capabilities=[
+                {"capability": "return-path", "state": True}])
+        self.new.qmp.cmd("migrate-incoming", uri=self.uri)
+
+    def migrate(self):
+        self.old.qmp.cmd("migrate", uri=self.uri)
+
+    def stop_and_check(self, host, failures):
+        """Stop the writer on @host, quit it, check the ring; returns the
+        number of blocks written."""
+        before = progress(host)
+        after = int(host.console.run("sleep 2; echo P=$(cat /progress)",
                                      r"P=(\d+)").group(1))
-        t0 = time.monotonic()
-        old.qmp.cmd("migrate", uri="tcp:127.0.0.1:%d" % port)
-        status = old.wait_migration()
-        if status != "completed":
-            return ["migration %s: %s" % (status, new.log.name)], ""
-        secs = time.monotonic() - t0
-        st = new.qmp.cmd("query-status")["status"]
-        if st != "running":
-            return ["destination is %s, not running" % st], ""
-        # the guest goes on writing on the new host, then stops and syncs
-        after = int(new.console.run("sleep 2; echo P=$(cat /progress)",
-                                    r"P=(\d+)", 60).group(1))
-        total = int(new.console.run("touch /stop", r"STOPPED (\d+)",
-                                    60).group(1))
-        new.console.run("blkdiscard -o %d -l %d /dev/vda; sync; "
-                        "echo POST-$((1 + 1))" % (MARKED[0] * BLOCK,
-                                                  16 * BLOCK), "POST-2")
-        new.qmp.cmd("quit")
-        new.proc.wait()
-        failures = []
         if after <= before:
-            failures.append("no I/O on the new host (%d -> %d)"
-                            % (before, after))
-        with open(disk, "rb") as f:
+            failures.append("no I/O on the %s host (%d -> %d)"
+                            % (host.name, before, after))
+        total = int(host.console.run("touch /stop", r"STOPPED (\d+)",
+                                     60).group(1))
+        host.qmp.cmd("quit")
+        host.proc.wait()
+        with open(self.disk, "rb") as f:
             for k in range(RING):
                 if read_block(f, k) != expected(k, total):
                     failures.append("block %d: %r" % (k, read_block(f, k)[:16]))
-            for n in range(*DISCARDED):
-                if read_block(f, n) != bytes(BLOCK):
-                    failures.append("block %d not discarded" % n)
-            for i, n in enumerate(range(*MARKED)):
-                want = bytes(BLOCK) if i < 16 else marked[i]
-                if read_block(f, n) != want:
-                    failures.append("block %d changed: %r, expected %r"
-                                    % (n, read_block(f, n)[:8], want[:8]))
-        summary = ("%d blocks written, %d before migrating, %d on the new "
-                   "host; migration %.1f s" % (total, before, total - before,
-                                               secs))
-        return failures[:5], summary
-    finally:
-        old.close()
-        if new:
-            new.close()
+        return total
+
+    def close(self):
+        self.old.close()
+        if self.new:
+            self.new.close()
 
 
-def incident(qemu_old, qemu_new, port, workdir):
-    """The incident with the guest choosing BAR0: the new host refuses, the
-    source goes on running, and its data is intact."""
-    disk = os.path.join(workdir, "disk.raw")
-    with open(disk, "wb") as f:
-        f.truncate(DISK)
-    dev = "virtio-blk-pci,id=disk1,drive=d1,addr=0xb"
-    old = Host("old", qemu_old, "pc-i440fx-7.2", workdir, disk, [])
-    new = None
+def check_region(disk, first, want, failures, what):
+    for i, (got, exp) in enumerate(zip(snapshot(disk, first, len(want)),
+                                       want)):
+        if got != exp:
+            failures.append("block %d %s" % (first + i, what))
+            return
+
+
+def scenario_a(hosts, wd, qemu_old, qemu_new, machine, hotplug):
+    run = Run(hosts, wd, qemu_old, machine,
+              "virtio-blk-pci,id=disk1,drive=d1,addr=0xb", hotplug)
     try:
-        old.console.expect("GUEST READY", 120)
-        out = old.qmp.cmd("human-monitor-command", **{
-            "command-line": "device_add " + dev +
-            ",discard=off,write-zeroes=off"})
-        assert not out, out
-        bar = old.console.run(
-            "while [ ! -b /dev/vda ]; do sleep 0.2; done; "
+        failures = []
+        fill(run.old, 512, 256)
+        discard(run.old, 512, 128)
+        kept = snapshot(run.disk, 640, 128)
+        run.start_writer()
+        run.start_new(qemu_new)
+        before = progress(run.old)
+        t0 = time.monotonic()
+        run.migrate()
+        status = run.old.wait_migration()
+        if status != "completed":
+            return ["migration %s" % status], ""
+        secs = time.monotonic() - t0
+        st = run.new.qmp.cmd("query-status")["status"]
+        if st != "running":
+            return ["the new host is %s, not running" % st], ""
+        discard(run.new, 640, 16)
+        total = run.stop_and_check(run.new, failures)
+        check_region(run.disk, 512, [bytes(BLOCK)] * 128, failures,
+                     "not discarded before migrating")
+        check_region(run.disk, 640, [bytes(BLOCK)] * 16 + kept[16:], failures,
+                     "wrong after the discard on the new host")
+        return failures[:5], ("%d blocks written, %d of them on the new host; "
+                              "migration %.1f s" % (total, total - before,
+                                                    secs))
+    finally:
+        run.close()
+
+
+def scenario_b(hosts, wd, qemu_old, qemu_new):
+    run = Run(hosts, wd, qemu_old, "pc-i440fx-7.2",
+              "virtio-blk-pci,id=disk1,drive=d1,addr=0xb,"
+              "discard=off,write-zeroes=off", hotplug=True)
+    try:
+        failures = []
+        bar = run.old.console.run(
             "echo BAR=$(head -n 1 /sys/bus/pci/devices/0000:00:0b.0/resource"
             " | cut -d' ' -f1)", r"BAR=(0x[0-9a-f]+)").group(1)
-        old.console.run(WRITER + " sleep 1; echo P=$(cat /progress)",
-                        r"P=(\d+)")
-        new = Host("new", qemu_new, "pc-i440fx-7.2", workdir, disk,
-                   ["-device", dev, "-incoming", "defer"])
-        # with a return path the source learns of the refusal and resumes
-        for h in (old, new):
-            h.qmp.cmd("migrate-set-capabilities", capabilities=[
-                {"capability": "return-path", "state": True}])
-        new.qmp.cmd("migrate-incoming", uri="tcp:127.0.0.1:%d" % port)
-        old.qmp.cmd("migrate", uri="tcp:127.0.0.1:%d" % port)
-        failures = []
-        status = old.wait_migration()
+        run.start_writer()
+        run.start_new(qemu_new, "virtio-blk-pci,id=disk1,drive=d1,addr=0xb")
+        run.migrate()
+        status = run.old.wait_migration()
         if status != "failed":
             failures.append("migration %s on the source, expected failed"
                             % status)
-        new.proc.wait(timeout=30)
-        new.log.flush()
-        with open(new.log.name) as f:
+        run.new.proc.wait(timeout=30)
+        with open(run.new.log.name) as f:
             log = f.read()
         want = ("virtio-blk-pci 'disk1' at 0000:00:0b.0: legacy I/O BAR0 is "
                 "64 bytes on the source but 128 bytes here: device config is "
@@ -243,68 +318,116 @@ def incident(qemu_old, qemu_new, port, workdir):
                 "Start this device with discard=off,write-zeroes=off to match "
                 "the source.")
         if want not in log:
-            failures.append("new host did not say: %s; it said: %s"
+            failures.append("the new host did not say: %s; it said: %s"
                             % (want, log[-400:]))
-        st = old.qmp.cmd("query-status")["status"]
+        st = run.old.qmp.cmd("query-status")["status"]
         if st != "running":
-            failures.append("source is %s after the refusal" % st)
-        before = int(old.console.run("echo P=$(cat /progress)",
-                                     r"P=(\d+)").group(1))
-        after = int(old.console.run("sleep 2; echo P=$(cat /progress)",
-                                    r"P=(\d+)").group(1))
-        if after <= before:
-            failures.append("source does no I/O after the refusal")
-        total = int(old.console.run("touch /stop", r"STOPPED (\d+)",
-                                    60).group(1))
-        old.qmp.cmd("quit")
-        old.proc.wait()
-        with open(disk, "rb") as f:
-            for k in range(RING):
-                if read_block(f, k) != expected(k, total):
-                    failures.append("block %d: %r" % (k, read_block(f, k)[:16]))
+            failures.append("the source is %s after the refusal" % st)
+        total = run.stop_and_check(run.old, failures)
         return failures[:5], ("the guest put BAR0 at %s; refused; the source "
                               "went on to %d blocks" % (bar, total))
     finally:
-        old.close()
-        if new:
-            new.close()
+        run.close()
+
+
+def scenario_c(hosts, wd, qemu_new):
+    machine = "pc-i440fx-10.0-abiguard1"
+    run = Run(hosts, wd, qemu_new, machine,
+              "virtio-blk-pci,id=disk1,drive=d1,addr=0xb")
+    try:
+        failures = []
+        fill(run.old, 1024, 256)
+        kept = snapshot(run.disk, 1024, 256)
+        discard(run.old, 1024, 64, secure=True)
+        run.start_writer()
+        run.start_new(qemu_new)
+        run.migrate()
+        status = run.old.wait_migration()
+        if status != "completed":
+            return ["migration %s" % status], ""
+        discard(run.new, 1152, 64, secure=True)
+        total = run.stop_and_check(run.new, failures)
+        zero = [bytes(BLOCK)] * 64
+        check_region(run.disk, 1024, zero + kept[64:128] + zero + kept[192:],
+                     failures, "wrong after the secure erases")
+        return failures[:5], ("2 secure erases of 256 KiB, before and after "
+                              "migrating; %d blocks written" % total)
+    finally:
+        run.close()
+
+
+def scenario_d(hosts, wd, qemu_old, qemu_new, how):
+    run = Run(hosts, wd, qemu_old, "pc-i440fx-7.2",
+              "virtio-blk-pci,id=disk1,drive=d1,addr=0xb")
+    try:
+        failures = []
+        run.start_writer()
+        run.start_new(qemu_new)
+        # slow enough to interrupt halfway
+        run.old.qmp.cmd("migrate-set-parameters", **{"max-bandwidth": 1 << 20})
+        run.migrate()
+        time.sleep(2)
+        st = run.old.qmp.cmd("query-migrate").get("status")
+        if st != "active":
+            return ["migration is %s after 2 s, expected active" % st], ""
+        if how == "cut":
+            run.new.proc.kill()
+            want = "failed"
+        else:
+            run.old.qmp.cmd("migrate_cancel")
+            want = "cancelled"
+        status = run.old.wait_migration()
+        if status != want:
+            failures.append("migration %s, expected %s" % (status, want))
+        st = run.old.qmp.cmd("query-status")["status"]
+        if st != "running":
+            failures.append("the source is %s" % st)
+        total = run.stop_and_check(run.old, failures)
+        return failures[:5], ("migration %s halfway; the source went on to %d "
+                              "blocks" % (want, total))
+    finally:
+        run.close()
 
 
 def main(argv):
     if len(argv) != 3:
         sys.exit(__doc__.strip())
-    os.environ["GUEST_DIR"] = argv[2]
-    cases = [("pc-i440fx-7.2", False), ("pc-i440fx-7.2", True),
-             ("pc-q35-7.2", False)]
-    print("1..%d" % (len(cases) + 1))
+    old, new, os.environ["GUEST_DIR"] = argv
+    cases = [
+        ("(a) old host -> new host, pc-i440fx-7.2, cold-plugged disk",
+         lambda h, wd: scenario_a(h, wd, old, new, "pc-i440fx-7.2", False)),
+        ("(a) old host -> new host, pc-i440fx-7.2, hot-plugged disk",
+         lambda h, wd: scenario_a(h, wd, old, new, "pc-i440fx-7.2", True)),
+        ("(a) old host -> new host, pc-q35-7.2, cold-plugged disk",
+         lambda h, wd: scenario_a(h, wd, old, new, "pc-q35-7.2", False)),
+        ("(b) the incident, BAR0 chosen by the guest: refused, source intact",
+         lambda h, wd: scenario_b(h, wd, old, new)),
+        ("(c) new -> new, pc-i440fx-10.0-abiguard1, secure erase in the guest",
+         lambda h, wd: scenario_c(h, wd, new)),
+        ("(d) destination killed halfway: source intact",
+         lambda h, wd: scenario_d(h, wd, old, new, "cut")),
+        ("(d) migration cancelled halfway: source intact",
+         lambda h, wd: scenario_d(h, wd, old, new, "cancel")),
+    ]
+    print("1..%d" % len(cases))
     failed = 0
-    for n, case in enumerate(cases + [(None, None)], 1):
-        machine, hotplug = case
-        if machine is None:
-            name = "the incident, BAR0 chosen by the guest: refused, source intact"
-        else:
-            name = "old host -> new host, %s, %s" % (
-                machine, "hot-plugged disk" if hotplug else "cold-plugged disk")
-        with tempfile.TemporaryDirectory(prefix="abiguard-guest-") as wd:
-            try:
-                if machine is None:
-                    failures, summary = incident(argv[0], argv[1], 47000 + n,
-                                                 wd)
-                else:
-                    failures, summary = scenario(argv[0], argv[1], machine,
-                                                 hotplug, 47000 + n, wd)
-            except (RuntimeError, OSError, AssertionError,
-                    subprocess.TimeoutExpired) as e:
-                failures, summary = [str(e)], ""
-        if failures:
-            failed += 1
-            print("not ok %d %s" % (n, name))
-            for f in failures:
-                print("# " + f)
-        else:
-            print("ok %d %s" % (n, name))
-            print("# " + summary)
-        sys.stdout.flush()
+    with TwoHosts() as hosts:
+        for n, (name, fn) in enumerate(cases, 1):
+            with tempfile.TemporaryDirectory(prefix="abiguard-guest-") as wd:
+                try:
+                    failures, summary = fn(hosts, wd)
+                except (RuntimeError, OSError, AssertionError,
+                        subprocess.TimeoutExpired) as e:
+                    failures, summary = [str(e)], ""
+            if failures:
+                failed += 1
+                print("not ok %d %s" % (n, name))
+                for f in failures:
+                    print("# " + f)
+            else:
+                print("ok %d %s" % (n, name))
+                print("# " + summary)
+            sys.stdout.flush()
     return 1 if failed else 0
 
 

@@ -47,10 +47,11 @@ goldens: wrappers
 	@$(SCRIPTS)/guest-abi-golden.py generate $(BUILD)/bin/qemu-patched tests/golden/abiguard \
 	  pc-i440fx-10.0-abiguard1 pc-q35-10.0-abiguard1
 
-# Only on request: about a minute of disk I/O.
-bench: wrappers
+# Only on request: a few minutes.
+bench: wrappers guest
 	@$(SCRIPTS)/build-qemu.sh qemu-img
 	@$(SCRIPTS)/bench-secure-erase.py
+	@$(SCRIPTS)/bench-migration.py
 
 export:
 	@$(SCRIPTS)/export-patches.sh

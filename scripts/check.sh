@@ -69,6 +69,10 @@ echo "== a real Linux guest under I/O, old host (stock 7.2) -> new host"
 run_tap "guest migration" "$logs/guest.log" \
   "$TOP/tests/guest-migrate-test.py" "$bin/qemu-stock-7.2" "$bin/qemu-patched" "$BUILD/guest"
 
+echo "== virsh migrate between two libvirt daemons (old host 7.2, new host patched)"
+run_tap "libvirt" "$logs/libvirt.log" \
+  "$TOP/tests/libvirt-migrate-test.sh" "$bin/qemu-stock-7.2" "$bin/qemu-patched" "$BUILD/guest"
+
 echo "== cross-version migration matrix (source -> destination)"
 # The build under test is named exactly as QTEST_QEMU_BINARY: the qtest
 # takes any other destination for an unpatched QEMU.

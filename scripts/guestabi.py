@@ -29,18 +29,24 @@ CAP_NAMES = {0x01: "PM", 0x05: "MSI", 0x09: "vendor", 0x10: "PCIe",
              0x11: "MSI-X", 0x12: "SATA", 0x13: "AF", 0x0D: "SSVID"}
 
 
+def connect(path, timeout):
+    """A unix socket connected to @path, retrying while QEMU starts."""
+    sock = socket.socket(socket.AF_UNIX)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            sock.connect(path)
+            return sock
+        except OSError:
+            if time.monotonic() > deadline:
+                sock.close()
+                raise
+            time.sleep(0.05)
+
+
 class Qmp:
     def __init__(self, path, timeout=10):
-        self.sock = socket.socket(socket.AF_UNIX)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.sock.connect(path)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        self.sock = connect(path, timeout)
         self.f = self.sock.makefile("rw")
         self.f.readline()
         self.cmd("qmp_capabilities")
@@ -67,16 +73,7 @@ class Qtest:
     """Port I/O through the -qtest chardev (works with -accel tcg -S)."""
 
     def __init__(self, path, timeout=10):
-        self.sock = socket.socket(socket.AF_UNIX)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.sock.connect(path)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        self.sock = connect(path, timeout)
         self.f = self.sock.makefile("rw")
 
     def cmd(self, line):

@@ -41,13 +41,7 @@ class Console:
     """The guest's serial console, a unix socket chardev."""
 
     def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX)
-        for _ in range(200):
-            try:
-                self.sock.connect(path)
-                break
-            except OSError:
-                time.sleep(0.05)
+        self.sock = guestabi.connect(path, 10)
         self.sock.settimeout(0.2)
         self.buf = ""
 

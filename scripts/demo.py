@@ -12,13 +12,12 @@ kernel through QEMU's qtest chardev (port I/O on 0xcf8/0xcfc), which Debian's
 builds accept together with "-accel tcg -S".
 """
 
-import json
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
+
+import guestabi
 
 BUILD = os.environ["BUILD"]
 OLD = os.path.join(BUILD, "bin", "qemu-stock-7.2")
@@ -37,79 +36,28 @@ def step(text):
     say("\n\033[1m>> " + text + "\033[0m")
 
 
-class Qemu:
-    """One QEMU process with a QMP socket and a qtest socket."""
+class Host(guestabi.Vm):
+    """A paused QEMU (guestabi.Vm: QMP and qtest sockets) playing a host."""
 
-    def __init__(self, name, binary, args, workdir):
-        self.name = name
-        self.qmp_path = os.path.join(workdir, name + ".qmp")
-        self.qtest_path = os.path.join(workdir, name + ".qtest")
-        self.log_path = os.path.join(workdir, name + ".log")
-        cmd = [binary, "-machine", MACHINE, "-accel", "tcg", "-S",
-               "-nodefaults", "-display", "none",
-               "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path,
-               "-qtest", "unix:%s,server=on,wait=off" % self.qtest_path,
-               ] + args
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log)
-        self.qmp = self._connect(self.qmp_path)
-        self.qmp_file = self.qmp.makefile("rw")
-        self._read()                      # greeting
-        self.cmd("qmp_capabilities")
-        self.qtest = self._connect(self.qtest_path).makefile("rw")
-
-    def _connect(self, path):
-        for _ in range(200):
-            if self.proc.poll() is not None:
-                sys.exit("demo: %s exited early:\n%s" % (self.name, self.output()))
-            try:
-                s = socket.socket(socket.AF_UNIX)
-                s.connect(path)
-                return s
-            except OSError:
-                time.sleep(0.05)
-        sys.exit("demo: cannot connect to %s at %s" % (self.name, path))
-
-    def _read(self):
-        while True:
-            msg = json.loads(self.qmp_file.readline())
-            if "event" not in msg:
-                return msg
+    def __init__(self, binary, args):
+        super().__init__(binary, ["-machine", MACHINE, "-nodefaults"] + args)
 
     def cmd(self, execute, **args):
-        self.qmp_file.write(json.dumps({"execute": execute, "arguments": args}) + "\n")
-        self.qmp_file.flush()
-        rsp = self._read()
-        if "error" in rsp:
-            raise RuntimeError("%s: %s: %s" % (self.name, execute, rsp["error"]["desc"]))
-        return rsp["return"]
+        return self.qmp.cmd(execute, **args)
 
     def hmp(self, line):
         return self.cmd("human-monitor-command", **{"command-line": line})
 
-    def _qtest(self, line):
-        self.qtest.write(line + "\n")
-        self.qtest.flush()
-        rsp = self.qtest.readline().split()
-        assert rsp[0] == "OK", rsp
-        return int(rsp[1], 16) if len(rsp) > 1 else None
-
-    def cfg_read(self, off):
-        self._qtest("outl 0xcf8 0x%x" % (0x80000000 | SLOT << 11 | off))
-        return self._qtest("inl 0xcfc")
-
-    def cfg_write(self, off, val):
-        self._qtest("outl 0xcf8 0x%x" % (0x80000000 | SLOT << 11 | off))
-        self._qtest("outl 0xcfc 0x%x" % val)
-
     def place_bar0(self, addr=None):
         """Size BAR0 and place it as Linux does for a hot-plugged device."""
-        self.cfg_write(0x10, 0xFFFFFFFF)
-        size = (~(self.cfg_read(0x10) & ~3) + 1) & 0xFFFF
+        devfn = SLOT << 3
+        self.qt.writel(0, devfn, 0x10, 0xFFFFFFFF)
+        size = (~(self.qt.readl(0, devfn, 0x10) & ~3) + 1) & 0xFFFF
         addr = 0x10000 - size if addr is None else addr
-        self.cfg_write(0x10, addr)
-        self.cfg_write(0x04, self.cfg_read(0x04) | 1)  # I/O decoding on
-        return size, self.cfg_read(0x10) & 0xFFFC
+        self.qt.writel(0, devfn, 0x10, addr)
+        self.qt.writeb(0, devfn, 0x04,
+                       self.qt.readb(0, devfn, 0x04) | 1)  # I/O decoding on
+        return size, self.qt.readl(0, devfn, 0x10) & 0xFFFC
 
     def bar0(self):
         for dev in self.cmd("query-pci")[0]["devices"]:
@@ -117,26 +65,13 @@ class Qemu:
                 bar = dev["regions"][0]
                 return bar["size"], bar["address"]
 
-    def status(self):
-        return self.cmd("query-migrate").get("status", "none")
-
     def wait_migration(self):
         for _ in range(400):
-            status = self.status()
+            status = self.cmd("query-migrate").get("status", "none")
             if status in ("completed", "failed"):
                 return status
             time.sleep(0.05)
         return "timeout"
-
-    def output(self):
-        self.log.flush()
-        with open(self.log_path) as f:
-            return f.read()
-
-    def quit(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
 
 
 def migrate(old_props, new_props, bar0, workdir, new_binary=NEW):
@@ -148,7 +83,7 @@ def migrate(old_props, new_props, bar0, workdir, new_binary=NEW):
     props = "id=disk1,drive=d1,addr=0x%x" % SLOT
 
     say("   old host: Debian QEMU 7.2, machine type %s" % MACHINE)
-    old = Qemu("old-host", OLD, drive, workdir)
+    old = Host(OLD, drive)
     new = None
     try:
         say("   device_add virtio-blk-pci,%s%s" % (props, old_props))
@@ -162,9 +97,9 @@ def migrate(old_props, new_props, bar0, workdir, new_binary=NEW):
             "with -device virtio-blk-pci,%s%s -incoming defer"
             % ("patched" if new_binary == NEW else "Debian's unpatched",
                props, new_props))
-        new = Qemu("new-host", new_binary, drive + [
+        new = Host(new_binary, drive + [
             "-device", "virtio-blk-pci," + props + new_props,
-            "-incoming", "defer"], workdir)
+            "-incoming", "defer"])
         # Keep the new host alive on failure so that we can show its error.
         new.cmd("migrate-incoming", uri="unix:" + sock, **{"exit-on-error": False})
         say("   migrate ...")
@@ -173,7 +108,7 @@ def migrate(old_props, new_props, bar0, workdir, new_binary=NEW):
         status = new.wait_migration()
         return status, (size, addr), new
     finally:
-        old.quit()
+        old.close()
 
 
 def main():
@@ -196,7 +131,7 @@ def main():
             ok = (status == "completed" and (nsize, naddr) == (size, addr)
                   and out and out[0].startswith("read %d/%d" % (DISK_SIZE, DISK_SIZE)))
         finally:
-            new.quit()
+            new.close()
         say("   => %s: same device layout on both hosts, data intact."
             % ("fine" if ok else "UNEXPECTED"))
 
@@ -215,8 +150,9 @@ def main():
                     ",discard=off,write-zeroes=off", "", bar0, workdir, binary)
                 try:
                     nsize, naddr = new.bar0() if status == "completed" else (0, 0)
+                    said = new.output()
                 finally:
-                    new.quit()
+                    new.close()
                 say("   migration: %s" % status)
                 if status == "completed":
                     say("   => SILENTLY ACCEPTED: the guest enumerated %d bytes "
@@ -225,7 +161,7 @@ def main():
                         % (size, addr, nsize, addr + size))
                 else:
                     say("   => refused; the new host says:")
-                    for line in new.output().splitlines():
+                    for line in said.splitlines():
                         if "warning" not in line and not line.startswith("[I "):
                             say("     " + line.replace("qemu-system-x86_64: ", ""))
                 # The patched host must refuse wherever the guest put BAR0.

@@ -95,6 +95,10 @@ class Qtest:
         self._select(bus, devfn, off)
         return self.cmd("inb 0x%x" % (0xCFC + (off & 3)))
 
+    def readl(self, bus, devfn, off):
+        self._select(bus, devfn, off)
+        return self.cmd("inl 0xcfc")
+
     def readw(self, bus, devfn, off):
         return self.readb(bus, devfn, off) | self.readb(bus, devfn, off + 1) << 8
 

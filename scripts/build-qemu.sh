@@ -28,7 +28,7 @@ ln -sfn /usr/share/seabios "$out/qemu-bundle/usr/share/seabios"
 ln -sfn /usr/lib/ipxe/qemu "$out/qemu-bundle/usr/lib/ipxe/qemu"
 
 # The qtests the series adds, qos-test, and what the caller asks for.
-targets="qemu-system-x86_64 tests/qtest/qos-test $*"
+targets="qemu-system-x86_64 qemu-img tests/qtest/qos-test $*"
 for t in $(git -C "$src" diff --name-only --diff-filter=A abiguard-base HEAD -- 'tests/qtest/*-test.c'); do
   targets="$targets ${t%.c}"
 done

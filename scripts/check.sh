@@ -33,7 +33,7 @@ run_tap() {
   printf '%-48s %4d passed, %d failed, %d expected failures\n' "$label" "$p" "$f" "$x"
 }
 
-export QTEST_QEMU_BINARY=./qemu-system-x86_64
+export QTEST_QEMU_BINARY=./qemu-system-x86_64 QTEST_QEMU_IMG=./qemu-img
 echo "== in-tree qtests, patched build"
 run_tap "qos-test" "$logs/qos-test.log" "$qtests/qos-test" --tap -k
 for t in $(git -C "$BUILD/qemu" diff --name-only --diff-filter=A abiguard-base HEAD -- 'tests/qtest/*-test.c'); do

@@ -61,6 +61,10 @@ else
   failed=$((failed + 1))
 fi
 
+echo "== migration stream against stock 10.0.2 (I1: stock machine types untouched)"
+run_tap "stream: stock machine types" "$logs/stream.log" \
+  "$TOP/scripts/migration-stream-compare.py" "$bin/qemu-stock-10.0.2" "$bin/qemu-patched"
+
 echo "== preflight against a running stock 7.2 source"
 run_tap "preflight" "$logs/preflight.log" \
   "$TOP/tests/preflight-test.sh" "$bin/qemu-stock-7.2" "$bin/qemu-patched"

@@ -49,9 +49,10 @@ goldens: wrappers
 
 # Only on request: a few minutes.
 bench: wrappers guest
-	@$(SCRIPTS)/build-qemu.sh qemu-img
 	@$(SCRIPTS)/bench-secure-erase.py
-	@$(SCRIPTS)/bench-migration.py
+	@GUEST_ACCEL=$$($(SCRIPTS)/detect-accel.sh $(BUILD)/bin/qemu-patched $(BUILD)/guest) \
+	  $(SCRIPTS)/bench-migration.py
+	@$(SCRIPTS)/bench-refusal.py
 
 export:
 	@$(SCRIPTS)/export-patches.sh

@@ -70,6 +70,8 @@ run_tap "preflight" "$logs/preflight.log" \
   "$TOP/tests/preflight-test.sh" "$bin/qemu-stock-7.2" "$bin/qemu-patched"
 
 echo "== a real Linux guest under I/O, old host (stock 7.2) -> new host"
+GUEST_ACCEL=$("$TOP/scripts/detect-accel.sh" "$bin/qemu-patched" "$BUILD/guest")
+export GUEST_ACCEL
 run_tap "guest migration" "$logs/guest.log" \
   "$TOP/tests/guest-migrate-test.py" "$bin/qemu-stock-7.2" "$bin/qemu-patched" "$BUILD/guest"
 

@@ -26,6 +26,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "scripts"))
 import guestabi  # noqa: E402
 
+# scripts/detect-accel.sh: KVM where it runs a guest, TCG otherwise
+ACCEL = os.environ.get("GUEST_ACCEL", "tcg")
 BLOCK = 4096
 RING = 256                  # the writer cycles over blocks 0..RING-1
 DISK = 16 << 20
@@ -81,7 +83,7 @@ class Host:
         guest = os.environ["GUEST_DIR"]
         self.proc = subprocess.Popen([
             "ip", "netns", "exec", netns,
-            qemu, "-machine", machine, "-accel", "tcg", "-m", "256",
+            qemu, "-machine", machine, "-accel", ACCEL, "-m", "256",
             "-nodefaults", "-display", "none",
             "-kernel", os.path.join(guest, "vmlinuz"),
             "-initrd", os.path.join(guest, "initrd.gz"),

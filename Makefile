@@ -53,6 +53,7 @@ bench: wrappers guest
 	@GUEST_ACCEL=$$($(SCRIPTS)/detect-accel.sh $(BUILD)/bin/qemu-patched $(BUILD)/guest) \
 	  $(SCRIPTS)/bench-migration.py
 	@$(SCRIPTS)/bench-refusal.py
+	@$(SCRIPTS)/bench-erase-in-guest.py
 
 export:
 	@$(SCRIPTS)/export-patches.sh

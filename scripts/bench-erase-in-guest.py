@@ -25,7 +25,7 @@ gt = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(gt)
 
 RANGE_MIB = 64
-REPEAT = 40
+REPEAT = 100
 OPS = {"secure erase (blkdiscard -s)": "-s",
        "write zeroes (blkdiscard -z)": "-z"}
 

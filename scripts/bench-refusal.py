@@ -159,10 +159,9 @@ def main():
                 if info["status"] != "failed":
                     raise RuntimeError("%s, %d MiB: not refused: %s"
                                        % (build, size, info["status"]))
-                sent = info.get("ram", {}).get("transferred", 0)
                 times[build].append(secs)
-                rows.append("refusal,%s,%d,%d,%.3f,%d" % (build, size, r,
-                                                           secs, sent))
+                rows.append("refusal,%s,%d,%d,%.3f" % (build, size, r,
+                                                        secs))
         for build in BUILDS:
             results[build][size] = statistics.median(times[build])
         print("  %5d MiB: stock %.2f s, patched %.3f s, ratio %.0f" % (
@@ -181,8 +180,8 @@ def main():
             secs, info = migrate(qemu, extra, size, "", 8 << 30)
             assert info["status"] == "completed", info
             total[build].append(info["total-time"])
-            rows.append("success,%s,%d,%d,%d," % (build, size, r,
-                                                   info["total-time"]))
+            rows.append("success,%s,%d,%d,%.3f" % (build, size, r,
+                                                    info["total-time"] / 1000))
     nbytes, devices = section_bytes()
     print("compatible, %d MiB, full speed (medians):" % size)
     with_check = statistics.median(total["patched with the check"])
@@ -192,10 +191,10 @@ def main():
                  with_check / statistics.median(total[build])))
     print("section: %d bytes for %d PCI devices, %.0f bytes per device"
           % (nbytes, devices, nbytes / devices))
-    rows.append("section,patched,,,%d,%d" % (nbytes, devices))
+    rows.append("section bytes for %d devices,patched,,,%d" % (devices,
+                                                                nbytes))
     with open(os.path.join(TOP, "docs", "bench-refusal.csv"), "w") as f:
-        f.write("kind,build,ram_mib,round,seconds_or_total_ms,"
-                "ram_bytes_sent\n")
+        f.write("kind,build,ram_mib,round,value\n")
         f.write("\n".join(rows) + "\n")
     svg(results, os.path.join(TOP, "docs", "bench-refusal.svg"))
 

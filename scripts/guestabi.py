@@ -258,6 +258,8 @@ def crosscheck(qmp, qt):
             if not d:
                 continue
             b, devfn = dev["bus"], dev["slot"] << 3 | dev["function"]
+            if qt.readw(b, devfn, 0) == 0xFFFF:
+                continue    # in a powered-off slot: config space hidden
             ids = dev["id"]
             mine = {
                 "ids": (ids["vendor"], ids["device"]),

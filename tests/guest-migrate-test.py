@@ -10,7 +10,10 @@ over TCP. Afterwards every block is checked. TAP output.
   (c) patched -> patched on the abiguard machine type with a secure erase
       issued in the guest (blkdiscard -s) before and after migrating;
   (d) a migration whose destination dies halfway, and one cancelled: the
-      source goes on, its data intact.
+      source goes on, its data intact;
+  (e) patched -> patched on the abiguard machine type with a disk the
+      destination would present differently: the early guest-ABI check
+      refuses within a second, before RAM; the source goes on.
 
 Usage: tests/guest-migrate-test.py QEMU_OLD QEMU_NEW GUEST_DIR
 """
@@ -358,6 +361,47 @@ def scenario_c(hosts, wd, qemu_new):
         run.close()
 
 
+def scenario_e(hosts, wd, qemu_new):
+    """Both hosts patched, on the abiguard machine type: the early check
+    refuses before any RAM is copied, with every difference at once."""
+    run = Run(hosts, wd, qemu_new, "pc-i440fx-10.0-abiguard1",
+              "virtio-blk-pci,id=disk1,drive=d1,addr=0xb,discard=off,"
+              "write-zeroes=off,secure-erase=off", hotplug=True)
+    try:
+        failures = []
+        run.start_writer()
+        run.start_new(qemu_new, "virtio-blk-pci,id=disk1,drive=d1,addr=0xb")
+        # copying the guest's 256 MiB would take 8 s at this speed
+        run.old.qmp.cmd("migrate-set-parameters",
+                        **{"max-bandwidth": 32 << 20})
+        t0 = time.monotonic()
+        run.migrate()
+        status = run.old.wait_migration()
+        secs = time.monotonic() - t0
+        if status != "failed" or secs > 1:
+            failures.append("migration %s after %.2f s on the source, "
+                            "expected failed within 1 s" % (status, secs))
+        run.new.proc.wait(timeout=30)
+        with open(run.new.log.name) as f:
+            log = f.read()
+        dev = "\n  virtio-blk-pci 'disk1' at 0000:00:0b.0: "
+        for want in ("Guest ABI check: 3 differences between the source's "
+                     "PCI devices and this destination's:",
+                     dev + "BAR0: source I/O, 64 bytes; here I/O, 128 bytes",
+                     dev + "virtio config length: source 36 bytes, here 72",
+                     dev + "remedy: start this device with discard=off,"
+                     "write-zeroes=off,secure-erase=off"):
+            if want not in log:
+                failures.append("the new host did not say: %r; it said: %s"
+                                % (want, log[-600:]))
+        check_running(run.old, failures)
+        total = run.stop_and_check(run.old, failures)
+        return failures[:5], ("refused %.3f s after migrate, before RAM; the "
+                              "source went on to %d blocks" % (secs, total))
+    finally:
+        run.close()
+
+
 def scenario_d(hosts, wd, qemu_old, qemu_new, how):
     run = Run(hosts, wd, qemu_old, "pc-i440fx-7.2",
               "virtio-blk-pci,id=disk1,drive=d1,addr=0xb")
@@ -404,6 +448,9 @@ def main(argv):
          lambda h, wd: scenario_b(h, wd, old, new)),
         ("(c) new -> new, pc-i440fx-10.0-abiguard1, secure erase in the guest",
          lambda h, wd: scenario_c(h, wd, new)),
+        ("(e) new -> new, abiguard machine type: the early check refuses "
+         "before RAM",
+         lambda h, wd: scenario_e(h, wd, new)),
         ("(d) destination killed halfway: source intact",
          lambda h, wd: scenario_d(h, wd, old, new, "cut")),
         ("(d) migration cancelled halfway: source intact",

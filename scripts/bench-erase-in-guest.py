@@ -12,7 +12,6 @@ Usage: BUILD=build scripts/bench-erase-in-guest.py [rounds]
 """
 import importlib.util
 import os
-import re
 import statistics
 import sys
 import tempfile

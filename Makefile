@@ -50,10 +50,9 @@ goldens: wrappers
 # Only on request: a few minutes.
 bench: wrappers guest
 	@$(SCRIPTS)/bench-secure-erase.py
-	@GUEST_ACCEL=$$($(SCRIPTS)/detect-accel.sh $(BUILD)/bin/qemu-patched $(BUILD)/guest) \
-	  $(SCRIPTS)/bench-migration.py
 	@$(SCRIPTS)/bench-refusal.py
-	@$(SCRIPTS)/bench-erase-in-guest.py
+	@export GUEST_ACCEL=$$($(SCRIPTS)/detect-accel.sh $(BUILD)/bin/qemu-patched $(BUILD)/guest) && \
+	  $(SCRIPTS)/bench-migration.py && $(SCRIPTS)/bench-erase-in-guest.py
 
 export:
 	@$(SCRIPTS)/export-patches.sh

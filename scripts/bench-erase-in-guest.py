@@ -10,18 +10,16 @@ and the ratio.
 
 Usage: BUILD=build scripts/bench-erase-in-guest.py [rounds]
 """
-import importlib.util
 import os
 import statistics
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import guesthosts as gh  # noqa: E402
+
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ["BUILD"]
-spec = importlib.util.spec_from_file_location(
-    "guest_test", os.path.join(TOP, "tests", "guest-migrate-test.py"))
-gt = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(gt)
 
 RANGE_MIB = 64
 REPEAT = 100
@@ -45,13 +43,13 @@ def timed(console, flag):
 def main():
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     os.environ["GUEST_DIR"] = os.path.join(BUILD, "guest")
-    gt.DISK = 2 * RANGE_MIB << 20
     rows = []
-    with gt.TwoHosts() as hosts, \
+    with gh.TwoHosts() as hosts, \
             tempfile.TemporaryDirectory(prefix="abiguard-bench-") as wd:
-        run = gt.Run(hosts, wd, os.path.join(BUILD, "bin", "qemu-patched"),
+        run = gh.Run(hosts, wd, os.path.join(BUILD, "bin", "qemu-patched"),
                      "pc-i440fx-10.0-abiguard1",
-                     "virtio-blk-pci,id=disk1,drive=d1,addr=0xb")
+                     "virtio-blk-pci,id=disk1,drive=d1,addr=0xb",
+                     disk_size=2 * RANGE_MIB << 20)
         try:
             for r in range(rounds):
                 for name, flag in OPS.items():

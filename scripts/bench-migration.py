@@ -2,23 +2,21 @@
 """make bench (part): total migration time and downtime of the test guest
 under its write workload, old host (Debian QEMU 7.2) -> new host (patched)
 against stock 10.0.2 -> stock 10.0.2, side by side, alternating, in the
-network namespaces of tests/guest-migrate-test.py. Writes
+network namespaces of scripts/guesthosts.py. Writes
 docs/bench-migration.csv and prints medians and ratios.
 
 Usage: BUILD=build scripts/bench-migration.py [rounds]
 """
-import importlib.util
 import os
 import statistics
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import guesthosts as gh  # noqa: E402
+
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ["BUILD"]
-spec = importlib.util.spec_from_file_location(
-    "guest_test", os.path.join(TOP, "tests", "guest-migrate-test.py"))
-gt = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(gt)
 
 PAIRS = {
     "stock 7.2 -> patched": ("qemu-stock-7.2", "qemu-patched"),
@@ -28,7 +26,7 @@ PAIRS = {
 
 def one(hosts, src, dst):
     with tempfile.TemporaryDirectory(prefix="abiguard-bench-") as wd:
-        run = gt.Run(hosts, wd, os.path.join(BUILD, "bin", src),
+        run = gh.Run(hosts, wd, os.path.join(BUILD, "bin", src),
                      "pc-i440fx-7.2",
                      "virtio-blk-pci,id=disk1,drive=d1,addr=0xb")
         try:
@@ -47,7 +45,7 @@ def main():
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     os.environ["GUEST_DIR"] = os.path.join(BUILD, "guest")
     rows = []
-    with gt.TwoHosts() as hosts:
+    with gh.TwoHosts() as hosts:
         for r in range(rounds):
             for name, (src, dst) in PAIRS.items():
                 total, down = one(hosts, src, dst)

@@ -6,7 +6,7 @@ SCRIPTS := $(CURDIR)/scripts
 export BUILD
 
 .PHONY: all setup fetch peers tree build wrappers guest env demo check \
-        bench goldens export checkpatch bisect-check clean
+        check-upstream bench goldens export checkpatch bisect-check clean
 
 all: build wrappers
 
@@ -40,6 +40,11 @@ demo: wrappers
 
 check: wrappers guest
 	@$(SCRIPTS)/check.sh
+
+# Upstream's whole x86_64 qtest suite, patched and unpatched builds side
+# by side (docs/upstream-qtests.md): about an hour on two cores.
+check-upstream: tree
+	@$(SCRIPTS)/check-upstream.sh
 
 # Regenerate the golden guest-ABI dumps (tests/golden).
 goldens: wrappers

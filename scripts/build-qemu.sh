@@ -1,11 +1,18 @@
 #!/bin/bash
-# Configure (once) and build the patched QEMU out of tree with ccache:
-# qemu-system-x86_64 with TCG and KVM, qos-test and the series' qtests.
+# Configure (once) and build a QEMU tree out of tree with ccache:
+# qemu-system-x86_64 with TCG and KVM, qemu-img, qemu-storage-daemon,
+# qos-test and the series' qtests, and the TARGETs given; with --all,
+# everything (every qtest upstream has for x86_64).
+# Usage: build-qemu.sh [--all] [TARGET...]
+# The tree is build/qemu (patched) unless QEMU_SRC and QEMU_OUT say
+# otherwise; keep QEMU_SRC's parent laid out like build/ for ccache.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-src=$BUILD/qemu
-out=$BUILD/qemu-build
+src=${QEMU_SRC:-$BUILD/qemu}
+out=${QEMU_OUT:-$BUILD/qemu-build}
+all=0
+if [ "${1:-}" = --all ]; then all=1; shift; fi
 
 [ -d "$src/.git" ] || die "$src missing: run 'make tree'"
 if [ ! -f "$out/build.ninja" ]; then
@@ -27,11 +34,20 @@ ln -sfn "$data" "$out/qemu-bundle/usr/share/qemu"
 ln -sfn /usr/share/seabios "$out/qemu-bundle/usr/share/seabios"
 ln -sfn /usr/lib/ipxe/qemu "$out/qemu-bundle/usr/lib/ipxe/qemu"
 
-# The qtests the series adds, qos-test, and what the caller asks for.
-targets="qemu-system-x86_64 qemu-img tests/qtest/qos-test $*"
+ninja_log=$out/ninja.log
+if [ $all = 1 ]; then
+  log "building everything in $out"
+  ninja -C "$out" > "$ninja_log" 2>&1 ||
+    die "build failed; see the end of $ninja_log"
+  exit 0
+fi
+# The qtests the series adds, the upstream qtests make check runs, and
+# what the caller asks for.
+targets="qemu-system-x86_64 qemu-img storage-daemon/qemu-storage-daemon"
+targets="$targets $(printf 'tests/qtest/%s ' $UPSTREAM_QTESTS_IN_CHECK) $*"
 for t in $(git -C "$src" diff --name-only --diff-filter=A abiguard-base HEAD -- 'tests/qtest/*-test.c'); do
   targets="$targets ${t%.c}"
 done
 log "building $targets"
-ninja -C "$out" $targets > "$BUILD/ninja.log" 2>&1 ||
-  die "build failed; see the end of $BUILD/ninja.log"
+ninja -C "$out" $targets > "$ninja_log" 2>&1 ||
+  die "build failed; see the end of $ninja_log"

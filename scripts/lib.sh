@@ -21,3 +21,10 @@ QEMU_FIRMWAREPATH=/usr/share/qemu:/usr/share/seabios:/usr/lib/ipxe/qemu
 QEMU_CONFIGURE_FLAGS=(--target-list=x86_64-softmmu --enable-kvm --enable-tcg
   --enable-slirp --enable-fdt=system --disable-install-blobs --disable-docs
   --python=/usr/bin/python3 --firmwarepath=$QEMU_FIRMWAREPATH)
+
+# Upstream's qtests that make check runs on the patched build: those that
+# migrate, plug PCI devices or answer QMP the series extends.  The whole
+# suite runs in make check-upstream (docs/upstream-qtests.md).
+UPSTREAM_QTESTS_IN_CHECK="qos-test virtio-net-failover migration-test
+  qmp-cmd-test device-introspect-test test-hmp device-plug-test
+  drive_del-test"

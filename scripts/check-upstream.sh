@@ -1,0 +1,29 @@
+#!/bin/bash
+# make check-upstream: upstream's whole x86_64 qtest suite against the
+# patched build and against an unpatched build of the same source, with
+# /dev/kvm hidden; writes build/upstream/{patched,unpatched}.json and the
+# table of docs/upstream-qtests.md.  Fails if a test fails on the patched
+# build.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+out=$BUILD/upstream
+mkdir -p "$out"
+"$TOP/scripts/make-unpatched-tree.sh"
+"$TOP/scripts/build-qemu.sh" --all
+QEMU_SRC=$BUILD/unpatched/qemu QEMU_OUT=$BUILD/unpatched/qemu-build \
+  "$TOP/scripts/build-qemu.sh" --all
+
+rc=0
+for build in unpatched patched; do
+  dir=$BUILD/qemu-build
+  [ $build = unpatched ] && dir=$BUILD/unpatched/qemu-build
+  echo "== upstream x86_64 qtests, $build build"
+  mkdir -p "$out/$build"
+  "$TOP/scripts/without-kvm.sh" "$TOP/scripts/upstream-qtests.py" \
+    "$dir" "$out/$build/results.json" "$@" || { [ $build = unpatched ] || rc=1; }
+done
+"$TOP/scripts/upstream-qtests-table.py" "$out/unpatched/results.json" \
+  "$out/patched/results.json" > "$out/table.md"
+echo "table: $out/table.md (docs/upstream-qtests.md holds the measured one)"
+exit $rc

@@ -1,0 +1,46 @@
+#!/usr/bin/python3
+"""Markdown table of two upstream-qtests.py results, side by side.
+
+  upstream-qtests-table.py UNPATCHED.json PATCHED.json
+
+One row per test: the result on each build (cases passed, failed and
+skipped) and the seconds each took.  Rows whose results differ are marked.
+"""
+import json
+import sys
+
+
+def cell(r):
+    if r is None:
+        return "not run"
+    parts = [f"{r['ok']} ok"]
+    if r["not_ok"]:
+        parts.append(f"{r['not_ok']} not ok")
+    if r["skip"]:
+        parts.append(f"{r['skip']} skipped")
+    if r["rc"] != 0:
+        parts.append(f"exit {r['rc']}")
+    return f"{r['result']} ({', '.join(parts)})"
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    unpatched, patched = (json.load(open(p)) for p in sys.argv[1:])
+    print("| test | unpatched | patched | seconds (unpatched / patched) |")
+    print("| --- | --- | --- | --- |")
+    for name in sorted(set(unpatched) | set(patched)):
+        u, p = unpatched.get(name), patched.get(name)
+        differs = " **differs**" if (u or {}).get("result") != \
+            (p or {}).get("result") else ""
+        secs = " / ".join(str(r["seconds"]) if r else "-" for r in (u, p))
+        print(f"| {name}{differs} | {cell(u)} | {cell(p)} | {secs} |")
+    for label, res in (("unpatched", unpatched), ("patched", patched)):
+        total = sum(r["seconds"] for r in res.values())
+        fails = sum(r["result"] == "fail" for r in res.values())
+        print(f"\n{label}: {len(res)} tests, {fails} failed, "
+              f"{total / 60:.1f} minutes")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+#!/usr/bin/python3
+"""Run upstream's x86_64 qtests of a QEMU build tree, as meson declares them.
+
+  upstream-qtests.py BUILD_DIR OUT.json [TEST...]
+
+Each test of the suite qtest-x86_64 (or only the TESTs named) runs with the
+command, environment and timeout meson gives it, one after the other, from
+BUILD_DIR; its TAP output goes to OUT.json's directory.  Two departures from
+'meson test', both because guests make no progress under KVM here:
+
+- run this under scripts/without-kvm.sh, so that tests fall back to TCG;
+- migration-test loses the --full that meson adds when /dev/kvm existed at
+  configure time (its quick set is what upstream runs without KVM).
+
+OUT.json maps each test to its result: "pass", "fail" or "skip" (every case
+skipped), its ok / not ok / skip counts, exit status and seconds.  The exit
+status is 0 if no test failed.
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+
+
+def declared_tests(build):
+    out = subprocess.run([os.path.join(build, "pyvenv/bin/meson"),
+                          "introspect", "--tests", build],
+                         check=True, capture_output=True, text=True).stdout
+    return [t for t in json.loads(out) if "qtest-x86_64" in t["suite"]]
+
+
+def tap_counts(text):
+    ok = not_ok = skip = 0
+    for line in text.splitlines():
+        if line.startswith("ok "):
+            if "# SKIP" in line:
+                skip += 1
+            else:
+                ok += 1
+        elif line.startswith("not ok "):
+            not_ok += 1
+    return ok, not_ok, skip
+
+
+def run(build, test, logdir):
+    name = test["name"].split("/", 1)[1]
+    cmd = [a for a in test["cmd"]
+           if not (name == "migration-test" and a == "--full")]
+    env = dict(os.environ, **test["env"])
+    log = os.path.join(logdir, name + ".log")
+    t0 = time.monotonic()
+    with open(log, "w") as f:
+        try:
+            rc = subprocess.run(cmd, cwd=test["workdir"] or build, env=env,
+                                stdout=f, stderr=subprocess.STDOUT,
+                                timeout=test["timeout"]).returncode
+        except subprocess.TimeoutExpired:
+            rc = "timeout"
+    seconds = round(time.monotonic() - t0, 1)
+    with open(log) as f:
+        ok, not_ok, skip = tap_counts(f.read())
+    if rc != 0 or not_ok:
+        result = "fail"
+    elif ok == 0 and skip:
+        result = "skip"
+    else:
+        result = "pass"
+    return name, {"result": result, "ok": ok, "not_ok": not_ok, "skip": skip,
+                  "rc": rc, "seconds": seconds}
+
+
+def main():
+    if len(sys.argv) < 3:
+        sys.exit(__doc__)
+    build, out, only = os.path.abspath(sys.argv[1]), sys.argv[2], sys.argv[3:]
+    logdir = os.path.join(os.path.dirname(os.path.abspath(out)), "logs")
+    os.makedirs(logdir, exist_ok=True)
+    tests = [t for t in declared_tests(build)
+             if not only or t["name"].split("/", 1)[1] in only]
+    results = {}
+    for test in tests:
+        name, r = run(build, test, logdir)
+        results[name] = r
+        print(f"{name:32} {r['result']:5} {r['ok']:4} ok {r['not_ok']:3} "
+              f"not ok {r['skip']:3} skipped {r['seconds']:7.1f} s",
+              flush=True)
+    with open(out, "w") as f:
+        json.dump(results, f, indent=1, sort_keys=True)
+    failed = [n for n, r in results.items() if r["result"] == "fail"]
+    print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

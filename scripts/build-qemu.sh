@@ -14,7 +14,7 @@ out=${QEMU_OUT:-$BUILD/qemu-build}
 all=0
 if [ "${1:-}" = --all ]; then all=1; shift; fi
 
-[ -d "$src/.git" ] || die "$src missing: run 'make tree'"
+[ -e "$src/.git" ] || die "$src missing: run 'make tree'"
 if [ ! -f "$out/build.ninja" ]; then
   log "configuring QEMU in $out"
   rm -rf "$out" && mkdir -p "$out"

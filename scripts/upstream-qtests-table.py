@@ -4,7 +4,8 @@
   upstream-qtests-table.py UNPATCHED.json PATCHED.json
 
 One row per test: the result on each build (cases passed, failed and
-skipped) and the seconds each took.  Rows whose results differ are marked.
+skipped) and the seconds each took.  Rows whose result or case counts
+differ are marked.
 """
 import json
 import sys
@@ -20,7 +21,14 @@ def cell(r):
         parts.append(f"{r['skip']} skipped")
     if r["rc"] != 0:
         parts.append(f"exit {r['rc']}")
+    if "first_run" in r:
+        parts.append("second run; the first: " + cell(r["first_run"]))
     return f"{r['result']} ({', '.join(parts)})"
+
+
+def key(r):
+    """What must be equal on both builds: the result and the case counts"""
+    return r and (r["result"], r["ok"], r["not_ok"], r["skip"])
 
 
 def main():
@@ -31,8 +39,7 @@ def main():
     print("| --- | --- | --- | --- |")
     for name in sorted(set(unpatched) | set(patched)):
         u, p = unpatched.get(name), patched.get(name)
-        differs = " **differs**" if (u or {}).get("result") != \
-            (p or {}).get("result") else ""
+        differs = " **differs**" if key(u) != key(p) else ""
         secs = " / ".join(str(r["seconds"]) if r else "-" for r in (u, p))
         print(f"| {name}{differs} | {cell(u)} | {cell(p)} | {secs} |")
     for label, res in (("unpatched", unpatched), ("patched", patched)):

@@ -3,17 +3,22 @@
 
   upstream-qtests.py BUILD_DIR OUT.json [TEST...]
 
-Each test of the suite qtest-x86_64 (or only the TESTs named) runs with the
-command, environment and timeout meson gives it, one after the other, from
-BUILD_DIR; its TAP output goes to OUT.json's directory.  Two departures from
-'meson test', both because guests make no progress under KVM here:
+Each test of the suite qtest-x86_64 (or only the TESTs named, whose results
+then replace those already in OUT.json) runs with the command and
+environment meson gives it, one after the other, from BUILD_DIR; its TAP
+output goes to logs/ beside OUT.json.  Three departures from 'meson test',
+all because guests make no progress under KVM here:
 
 - run this under scripts/without-kvm.sh, so that tests fall back to TCG;
 - migration-test loses the --full that meson adds when /dev/kvm existed at
-  configure time (its quick set is what upstream runs without KVM).
+  configure time (its quick set is what upstream runs without KVM);
+- timeouts are meson's times TIMEOUT_MULTIPLIER ('meson test -t'): under
+  TCG on two cores, migration-test's quick set takes longer than its 480 s.
 
-OUT.json maps each test to its result: "pass", "fail" or "skip" (every case
-skipped), its ok / not ok / skip counts, exit status and seconds.  The exit
+OUT.json maps each test to its result: "pass", "fail" or "skip" (no case
+passed, none failed), its ok / not ok / skip counts, exit status and seconds.
+A test that fails gets one more run, and its entry is that run's, with the
+first one under "first_run" (log NAME.log.first).  The exit
 status is 0 if no test failed.
 """
 import json
@@ -22,12 +27,15 @@ import subprocess
 import sys
 import time
 
+TIMEOUT_MULTIPLIER = 3
+
 
 def declared_tests(build):
     out = subprocess.run([os.path.join(build, "pyvenv/bin/meson"),
                           "introspect", "--tests", build],
                          check=True, capture_output=True, text=True).stdout
-    return [t for t in json.loads(out) if "qtest-x86_64" in t["suite"]]
+    return [t for t in json.loads(out)
+            if any(s.split(":")[-1] == "qtest-x86_64" for s in t["suite"])]
 
 
 def tap_counts(text):
@@ -54,7 +62,8 @@ def run(build, test, logdir):
         try:
             rc = subprocess.run(cmd, cwd=test["workdir"] or build, env=env,
                                 stdout=f, stderr=subprocess.STDOUT,
-                                timeout=test["timeout"]).returncode
+                                timeout=test["timeout"] * TIMEOUT_MULTIPLIER
+                                ).returncode
         except subprocess.TimeoutExpired:
             rc = "timeout"
     seconds = round(time.monotonic() - t0, 1)
@@ -62,7 +71,7 @@ def run(build, test, logdir):
         ok, not_ok, skip = tap_counts(f.read())
     if rc != 0 or not_ok:
         result = "fail"
-    elif ok == 0 and skip:
+    elif ok == 0:
         result = "skip"
     else:
         result = "pass"
@@ -79,15 +88,25 @@ def main():
     tests = [t for t in declared_tests(build)
              if not only or t["name"].split("/", 1)[1] in only]
     results = {}
+    if only and os.path.exists(out):
+        with open(out) as f:
+            results = json.load(f)
     for test in tests:
         name, r = run(build, test, logdir)
+        if r["result"] == "fail":
+            # Some upstream cases race under load (qos-test's
+            # vhost-user/reconnect): one more run, the first one recorded.
+            log = os.path.join(logdir, name + ".log")
+            os.replace(log, log + ".first")
+            name, again = run(build, test, logdir)
+            r = dict(again, first_run=r)
         results[name] = r
         print(f"{name:32} {r['result']:5} {r['ok']:4} ok {r['not_ok']:3} "
               f"not ok {r['skip']:3} skipped {r['seconds']:7.1f} s",
               flush=True)
     with open(out, "w") as f:
         json.dump(results, f, indent=1, sort_keys=True)
-    failed = [n for n, r in results.items() if r["result"] == "fail"]
+    failed = sorted(n for n, r in results.items() if r["result"] == "fail")
     print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
     sys.exit(1 if failed else 0)
 

@@ -7,7 +7,8 @@ set -euo pipefail
 pkgs=(build-essential ccache git ninja-build pkg-config flex bison python3-venv
       libglib2.0-dev libpixman-1-dev zlib1g-dev libfdt-dev libslirp-dev
       libaio-dev libzstd-dev xz-utils seabios ipxe-qemu cpio
-      iproute2 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients)
+      iproute2 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
+      swtpm)  # for upstream's tpm-*-swtpm-test
 bpo=(meson python3-pycotap)
 stamp=$STAMPS/build-deps-$(printf '%s\n' "${pkgs[@]}" "${bpo[@]}" | sha256sum | cut -c1-12)
 [ -f "$stamp" ] && exit 0

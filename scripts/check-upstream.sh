@@ -1,9 +1,9 @@
 #!/bin/bash
 # make check-upstream: upstream's whole x86_64 qtest suite against the
 # patched build and against an unpatched build of the same source, with
-# /dev/kvm hidden; writes build/upstream/{patched,unpatched}.json and the
-# table of docs/upstream-qtests.md.  Fails if a test fails on the patched
-# build.
+# /dev/kvm hidden; writes build/upstream/{unpatched,patched}/results.json
+# and the table of docs/upstream-qtests.md.  Fails if a test fails on the
+# patched build (twice: a failed test gets one more run).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 

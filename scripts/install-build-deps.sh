@@ -1,15 +1,19 @@
 #!/bin/bash
 # Install what building and testing the patched QEMU needs, from Debian
-# bookworm (and bookworm-backports for meson >= 1.5 and python3-pycotap).
+# bookworm (and bookworm-backports for meson >= 1.5, python3-pycotap and
+# the new host's libvirt).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 pkgs=(build-essential ccache git ninja-build pkg-config flex bison python3-venv
       libglib2.0-dev libpixman-1-dev zlib1g-dev libfdt-dev libslirp-dev
       libaio-dev libzstd-dev xz-utils seabios ipxe-qemu cpio
-      iproute2 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
+      iproute2 mmdebstrap
       swtpm)  # for upstream's tpm-*-swtpm-test
-bpo=(meson python3-pycotap)
+bpo=(meson python3-pycotap
+     libvirt-daemon=$NEW_HOST_LIBVIRT_VERSION
+     libvirt-daemon-driver-qemu=$NEW_HOST_LIBVIRT_VERSION
+     libvirt-clients=$NEW_HOST_LIBVIRT_VERSION)
 stamp=$STAMPS/build-deps-$(printf '%s\n' "${pkgs[@]}" "${bpo[@]}" | sha256sum | cut -c1-12)
 [ -f "$stamp" ] && exit 0
 need_root

@@ -37,3 +37,14 @@ UPSTREAM_QTESTS_IN_CHECK="qos-test virtio-net-failover migration-test
 # the real guests of tests/guest-migrate-test.py; make check-upstream runs
 # the whole quick set.
 UPSTREAM_MIGRATION_TESTS="/x86_64/migration/analyze-script"
+
+# The first URI of this machine's apt configuration that serves the plain
+# "bookworm" suite: apt sources are derived from it, never written here.
+debian_mirror() {
+  { cat /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '
+      /^URIs:/ { uri=$2 } /^Suites:/ { for (i=2;i<=NF;i++) if ($i=="bookworm") print uri }
+      /^$/ { uri="" }'
+    cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+      awk '$1=="deb" && $0 ~ / bookworm / { for (i=2;i<=NF;i++) if ($i ~ /:\/\//) { print $i; break } }'
+  } 2>/dev/null | head -n 1 || true
+}

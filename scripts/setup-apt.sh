@@ -8,14 +8,7 @@ set -euo pipefail
 need_root
 out=/etc/apt/sources.list.d/abiguard.sources
 
-# First URI that serves the plain "bookworm" suite, from deb822 or one-line files.
-mirror=$(
-  { cat /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '
-      /^URIs:/ { uri=$2 } /^Suites:/ { for (i=2;i<=NF;i++) if ($i=="bookworm") print uri }
-      /^$/ { uri="" }'
-    cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
-      awk '$1=="deb" && $0 ~ / bookworm / { for (i=2;i<=NF;i++) if ($i ~ /:\/\//) { print $i; break } }'
-  } 2>/dev/null | head -n 1 || true)
+mirror=$(debian_mirror)
 [ -n "$mirror" ] || die "no apt source for Debian bookworm found in /etc/apt; add one, then rerun"
 
 key=/usr/share/keyrings/debian-archive-keyring.gpg

@@ -1,0 +1,31 @@
+#!/bin/bash
+# The old host as a Debian 12 root: Debian's QEMU 7.2 and libvirt 9.0
+# installed as packages, as on a host not yet upgraded.  Made once with
+# mmdebstrap from this machine's Debian mirror, cached as a tarball in
+# $CACHE, and unpacked to $BUILD/old-host.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+root=$BUILD/old-host
+tarball=$CACHE/debian12-qemu-$PEER_7_2_ARCH_VERSION-libvirt-$OLD_HOST_LIBVIRT_VERSION.tar
+tarball=${tarball//:/_}
+stamp=$STAMPS/old-host-$(basename "$tarball")
+[ -f "$stamp" ] && exit 0
+need_root
+
+if [ ! -f "$tarball" ]; then
+  mirror=$(debian_mirror)
+  [ -n "$mirror" ] || die "no apt source for Debian bookworm found in /etc/apt"
+  command -v mmdebstrap >/dev/null || die "mmdebstrap missing: run 'make setup'"
+  log "making the old host's Debian 12 root (QEMU $PEER_7_2_ARCH_VERSION, libvirt $OLD_HOST_LIBVIRT_VERSION)"
+  mkdir -p "$CACHE"
+  mmdebstrap --quiet --variant=apt --format=tar \
+    --include="qemu-system-x86=$PEER_7_2_ARCH_VERSION,libvirt-daemon=$OLD_HOST_LIBVIRT_VERSION,libvirt-daemon-driver-qemu=$OLD_HOST_LIBVIRT_VERSION,libvirt-clients=$OLD_HOST_LIBVIRT_VERSION,seabios,ipxe-qemu" \
+    bookworm "$tarball.tmp" "deb $mirror bookworm main" > "$BUILD/old-host.log" 2>&1 ||
+    { rm -f "$tarball.tmp"; die "mmdebstrap failed; see $BUILD/old-host.log"; }
+  mv "$tarball.tmp" "$tarball"
+fi
+rm -rf "$root" && mkdir -p "$root"
+tar -C "$root" -xf "$tarball" || die "cannot unpack $tarball"
+mkdir -p "$STAMPS" && rm -f "$STAMPS"/old-host-* && touch "$stamp"
+log "old host root: $root"

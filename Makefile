@@ -5,7 +5,7 @@ BUILD := $(CURDIR)/build
 SCRIPTS := $(CURDIR)/scripts
 export BUILD
 
-.PHONY: all setup fetch peers tree build wrappers guest env demo check \
+.PHONY: all setup fetch peers old-host tree build wrappers guest env demo check \
         check-upstream bench goldens export checkpatch bisect-check clean
 
 all: build wrappers
@@ -19,6 +19,10 @@ fetch: setup
 
 peers: setup
 	@$(SCRIPTS)/fetch-peers.sh
+
+# The old host for the libvirt test: Debian 12 with QEMU 7.2 and libvirt 9.0.
+old-host: setup
+	@$(SCRIPTS)/make-old-host.sh
 
 tree: fetch
 	@$(SCRIPTS)/make-tree.sh
@@ -38,7 +42,7 @@ env:
 demo: wrappers
 	@$(SCRIPTS)/demo.py
 
-check: wrappers guest
+check: wrappers guest old-host
 	@$(SCRIPTS)/check.sh
 
 # Upstream's whole x86_64 qtest suite, patched and unpatched builds side

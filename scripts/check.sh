@@ -126,9 +126,9 @@ export GUEST_ACCEL
 run_tap "guest migration" "$logs/guest.log" \
   "$TOP/tests/guest-migrate-test.py" "$bin/qemu-stock-7.2" "$bin/qemu-patched" "$BUILD/guest"
 
-echo "== virsh migrate between two libvirt daemons (old host 7.2, new host patched)"
+echo "== virsh migrate: old host (Debian 12: QEMU 7.2, libvirt 9.0), new hosts (patched, libvirt 11.3)"
 run_tap "libvirt" "$logs/libvirt.log" \
-  "$TOP/tests/libvirt-migrate-test.sh" "$bin/qemu-stock-7.2" "$bin/qemu-patched" "$BUILD/guest"
+  "$TOP/tests/libvirt-migrate-test.sh" "$BUILD/old-host" "$bin/qemu-patched" "$BUILD/guest"
 
 echo "== cross-version migration matrix (source -> destination)"
 # The build under test is named exactly as QTEST_QEMU_BINARY: the qtest

@@ -128,9 +128,9 @@ def scenario_b(hosts, wd, qemu_old, qemu_new):
             "virtio-blk-pci 'disk1' at 0000:00:0b.0: legacy I/O BAR0 is "
             "64 bytes on the source but 128 bytes here: device config is "
             "36 bytes on the source, 57 here (offered here, not by the "
-            "source: VIRTIO_BLK_F_DISCARD, VIRTIO_BLK_F_WRITE_ZEROES). "
-            "Start this device with discard=off,write-zeroes=off to match "
-            "the source."], failures)
+            "source: VIRTIO_BLK_F_DISCARD, VIRTIO_BLK_F_WRITE_ZEROES); "
+            "start this device with discard=off,write-zeroes=off to match "
+            "the source"], failures)
         return failures[:5], ("the guest put BAR0 at %s; refused; the source "
                               "went on to %d blocks" % (bar, total))
     finally:
@@ -184,9 +184,17 @@ def scenario_e(hosts, wd, qemu_new):
             failures.append("migration %s after %.2f s on the source, "
                             "expected failed within 1 s" % (status, secs))
         dev = "\n  virtio-blk-pci 'disk1' at 0000:00:0b.0: "
+        header = ("Guest ABI check: 3 differences between the source's PCI "
+                  "devices and this destination's, the first: virtio-blk-pci "
+                  "'disk1' at 0000:00:0b.0: BAR0: source I/O, 64 bytes; here "
+                  "I/O, 128 bytes:")
+        # the destination sent its reason back over the return path
+        src_desc = run.old.qmp.cmd("query-migrate").get("error-desc", "")
+        if not (src_desc.startswith("the destination refused the migration: ")
+                and header in src_desc):
+            failures.append("the source's error-desc is %r" % src_desc[:300])
         total = check_refused(run, [
-            "Guest ABI check: 3 differences between the source's PCI "
-            "devices and this destination's:",
+            header,
             dev + "BAR0: source I/O, 64 bytes; here I/O, 128 bytes",
             dev + "virtio config length: source 36 bytes, here 72",
             dev + "remedy: start this device with discard=off,"

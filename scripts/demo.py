@@ -5,7 +5,9 @@ An old host (Debian's QEMU 7.2) runs a VM and a virtio disk is hot-plugged.
 The VM live-migrates to a new host (the patched QEMU 10.0.2). Then the
 mismatch case: the same disk, started on the old host without discard and
 write-zeroes, meets a new host that offers them: first a new host running
-Debian's unpatched QEMU 10.0.2 (what happens today), then the patched one.
+Debian's unpatched QEMU 10.0.2 (what happens today), then the patched one,
+whose query-migrate says why.  Last, the operator starts the new host with
+the remedy the report names, and the same migration completes.
 
 No guest OS is booted: like the in-tree qtest, the demo plays the guest
 kernel through QEMU's qtest chardev (port I/O on 0xcf8/0xcfc), which Debian's
@@ -13,6 +15,7 @@ builds accept together with "-accel tcg -S".
 """
 
 import os
+import re
 import sys
 import tempfile
 import time
@@ -136,6 +139,7 @@ def main():
             % ("fine" if ok else "UNEXPECTED"))
 
         fail = not ok
+        remedy = None
         for n, (bar0, where) in enumerate([(0xFFC0, "0xffc0, as Linux puts a "
                                             "hot-plugged device"),
                                            (0xC080, "0xc080")]):
@@ -151,6 +155,7 @@ def main():
                 try:
                     nsize, naddr = new.bar0() if status == "completed" else (0, 0)
                     said = new.output()
+                    desc = new.cmd("query-migrate").get("error-desc", "")
                 finally:
                     new.close()
                 say("   migration: %s" % status)
@@ -160,13 +165,42 @@ def main():
                         "there, overlapping whatever the guest put at 0x%04x."
                         % (size, addr, nsize, addr + size))
                 else:
-                    say("   => refused; the new host says:")
-                    for line in said.splitlines():
-                        if "warning" not in line and not line.startswith("[I "):
-                            say("     " + line.replace("qemu-system-x86_64: ", ""))
+                    say("   => refused; query-migrate on the new host, "
+                        "error-desc (what libvirt shows):")
+                    say("     " + desc)
+                    lines = [l.replace("qemu-system-x86_64: ", "")
+                             for l in said.splitlines()
+                             if "warning" not in l and not l.startswith("[I ")]
+                    if lines:
+                        say("     and on its stderr:")
+                        for line in lines:
+                            say("     " + line)
+                    found = re.search(r"start this device with (\S+) to match "
+                                      r"the source", desc)
+                    if found:
+                        remedy = found.group(1)
                 # The patched host must refuse wherever the guest put BAR0.
                 if binary == NEW and status != "failed":
                     fail = True
+        step("4. The operator starts the new host with the remedy the report "
+             "names: %s" % remedy)
+        if not remedy:
+            say("   => UNEXPECTED: the report named no remedy")
+            return 1
+        status, (size, addr), new = migrate(
+            ",discard=off,write-zeroes=off", "," + remedy, 0xFFC0, workdir)
+        try:
+            nsize, naddr = new.bar0()
+        finally:
+            new.close()
+        say("   migration: %s" % status)
+        say("   BAR0 on the new host: %d bytes at 0x%04x (the guest enumerated "
+            "%d bytes at 0x%04x)" % (nsize, naddr, size, addr))
+        if status != "completed" or (nsize, naddr) != (size, addr):
+            say("   => UNEXPECTED")
+            fail = True
+        else:
+            say("   => migrated, with the device layout the guest knows.")
         say("\nWith abiguard the destination refuses the mismatch wherever the "
             "guest put BAR0,\nand says which device, which BAR, both sizes, the "
             "features and the properties\nthat match the source. Unpatched, it "

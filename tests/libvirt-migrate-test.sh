@@ -105,6 +105,7 @@ domain() { # name machine emulator [property=false...]
       <target dev='vda' bus='virtio'/>
       <alias name='ua-disk1'/>
     </disk>
+    <serial type='pty'/>   <!-- the guest's shell waits there, idle -->
     <memballoon model='none'/>
   </devices>
 XML

@@ -196,7 +196,7 @@ def scenario_e(hosts, wd, qemu_new):
         total = check_refused(run, [
             header,
             dev + "BAR0: source I/O, 64 bytes; here I/O, 128 bytes",
-            dev + "virtio config length: source 36 bytes, here 72",
+            dev + "virtio config length: source 36 bytes, here 72 bytes",
             dev + "remedy: start this device with discard=off,"
             "write-zeroes=off,secure-erase=off"], failures)
         return failures[:5], ("refused %.3f s after migrate, before RAM; the "

@@ -17,9 +17,11 @@ queues) and, where a qtest chardev is available, the config space itself
 a QMP socket (preflight) gives the QMP part, marked "qmp-only".
 """
 
+import ctypes
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import tempfile
@@ -302,6 +304,12 @@ def caps_text(qt, bus, devfn):
     return ",".join(caps) or "-"
 
 
+def _die_with_parent():
+    """In the child: be killed when the parent dies, also if a signal
+    interrupts the parent before it knows the child's pid."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PDEATHSIG
+
+
 class Vm:
     """A paused QEMU with QMP and qtest sockets; a context manager."""
 
@@ -316,7 +324,8 @@ class Vm:
             cmd += ["-qtest", "unix:%s,server=on,wait=off" % self.qtest_path]
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL,
+                                     preexec_fn=_die_with_parent)
         try:
             self.qmp = Qmp(self.qmp_path)
             self.qt = Qtest(self.qtest_path) if qtest else None

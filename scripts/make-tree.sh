@@ -38,6 +38,9 @@ else
     git add -A -f
     git commit -q -m "QEMU 10.0.2 (Debian orig tarball $QEMU_ORIG_TARBALL)"
     git tag abiguard-base
+    # commits made in the tree carry the series' identity, as its patches do
+    git config user.name "Abiguard Developers"
+    git config user.email dev@abiguard.invalid
   )
   mv "$tree.tmp" "$tree"
 fi

@@ -110,6 +110,10 @@ echo "== migration stream against stock 10.0.2 (I1: stock machine types untouche
 run_tap "stream: stock machine types" "$logs/stream.log" \
   "$TOP/scripts/migration-stream-compare.py" "$bin/qemu-stock-10.0.2" "$bin/qemu-patched"
 
+echo "== offered-only features: accepted exactly when stock accepts (I6)"
+run_tap "offered-only matrix" "$logs/offered-only.log" \
+  "$TOP/tests/offered-only-matrix.py" "$bin/qemu-stock-10.0.2" "$bin/qemu-patched"
+
 echo "== preflight against a running stock 7.2 source"
 run_tap "preflight" "$logs/preflight.log" \
   "$TOP/tests/preflight-test.sh" "$bin/qemu-stock-7.2" "$bin/qemu-patched"

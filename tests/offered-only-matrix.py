@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""I6, measured: differences in the features a device offers that its guest
+did not negotiate do not refuse a migration that stock QEMU performs.
+
+Usage: offered-only-matrix.py QEMU_STOCK_10_0_2 QEMU_PATCHED
+
+For each difference (a property set on the source only, or a backend that
+offers less), migrates a paused VM, whose guest negotiated nothing:
+- stock 10.0.2 -> stock 10.0.2 and stock 10.0.2 -> patched on pc-i440fx-7.2,
+- patched -> patched on pc-i440fx-7.2 and on both abiguard machine types,
+  where the early guest-ABI check runs.
+The patched destination must accept exactly when stock does, and where the
+early check ran and the migration completed, list the difference as
+compatible.  Prints TAP, and the
+table as comments (docs/offered-only-matrix.md).
+"""
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "scripts"))
+import guestabi  # noqa: E402
+
+STOCK_MACHINE = "pc-i440fx-7.2"
+ABIGUARD = ["pc-i440fx-10.0-abiguard1", "pc-q35-10.0-abiguard1"]
+BLK = "-drive if=none,id=d1,driver=null-co,size=1M " \
+      "-device virtio-blk-pci,id=disk1,drive=d1,addr=0x3"
+NET = "-netdev user,id=nd0 -device virtio-net-pci,id=net1,netdev=nd0,addr=0x3"
+TAP = "-netdev tap,id=nd0,script=no,downscript=no " \
+      "-device virtio-net-pci,id=net1,netdev=nd0,addr=0x3"
+BALLOON = "-device virtio-balloon-pci,id=balloon1,addr=0x3"
+
+# name: (source's devices, destination's devices)
+DIFFERENCES = [
+    ("virtio-blk event_idx=off", BLK + ",event_idx=off", BLK),
+    ("virtio-blk indirect_desc=off", BLK + ",indirect_desc=off", BLK),
+    ("virtio-blk notify_on_empty=off", BLK + ",notify_on_empty=off", BLK),
+    ("virtio-blk discard=off", BLK + ",discard=off", BLK),
+    ("virtio-net mrg_rxbuf=off", NET + ",mrg_rxbuf=off", NET),
+    ("virtio-net ctrl_vlan=off", NET + ",ctrl_vlan=off", NET),
+    ("virtio-net ctrl_rx=off", NET + ",ctrl_rx=off", NET),
+    ("virtio-net on a tap, then on user networking", TAP, NET),
+    ("virtio-balloon deflate-on-oom=on", BALLOON + ",deflate-on-oom=on",
+     BALLOON),
+]
+
+
+def migrate(src_qemu, dst_qemu, machine, src_devs, dst_devs, workdir):
+    """Status of the migration, and what the patched destination's early
+    check accepted as compatible (None where it did not run)."""
+    common = ["-machine", machine, "-m", "64", "-nodefaults"]
+    uri = "unix:%s/mig.sock" % workdir
+    with guestabi.Vm(src_qemu, common + src_devs.split(), qtest=False) as src, \
+            guestabi.Vm(dst_qemu, common + dst_devs.split() +
+                        ["-incoming", "defer"], qtest=False) as dst:
+        dst.qmp.cmd("migrate-incoming", uri=uri, **{"exit-on-error": False})
+        src.qmp.cmd("migrate", uri=uri)
+        for _ in range(400):
+            status = dst.qmp.cmd("query-migrate").get("status")
+            if status in ("completed", "failed"):
+                break
+            time.sleep(0.05)
+        compatible = None
+        if dst_qemu != src_qemu or "abiguard" in machine:
+            try:
+                check = dst.qmp.cmd("__invalid.abiguard_query-guest-abi-check")
+                compatible = [d["field"] for dev in check["compatible"]
+                              for d in dev["differences"]]
+            except RuntimeError:
+                pass            # a stock destination
+        return status, compatible
+
+
+def main(stock, patched):
+    n = failed = 0
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="abiguard-offered-") as workdir:
+        for name, src_devs, dst_devs in DIFFERENCES:
+            runs = [("stock -> stock", stock, stock, STOCK_MACHINE),
+                    ("stock -> patched", stock, patched, STOCK_MACHINE),
+                    ("patched -> patched", patched, patched, STOCK_MACHINE)]
+            runs += [("patched -> patched", patched, patched, m)
+                     for m in ABIGUARD]
+            reference = None
+            cells = []
+            for pair, src, dst, machine in runs:
+                status, compatible = migrate(src, dst, machine, src_devs,
+                                             dst_devs, workdir)
+                if reference is None:
+                    reference = status
+                    cells.append(status)
+                    continue
+                ok = status == reference
+                said = ""
+                if "abiguard" in machine and status == "completed":
+                    ok = ok and compatible == ["virtio host features"]
+                    said = " (listed as compatible)"
+                n += 1
+                failed += not ok
+                print("%s %d %s: %s on %s: %s, stock %s%s"
+                      % ("ok" if ok else "not ok", n, name, pair, machine,
+                         status, reference, said), flush=True)
+                cells.append(status + ("+noted" if said else ""))
+            rows.append((name, cells))
+    print("# | difference (source only) | stock -> stock, 7.2 | "
+          "stock -> patched, 7.2 | patched -> patched, 7.2 | "
+          "patched, i440fx abiguard1 | patched, q35 abiguard1 |")
+    print("# | --- | --- | --- | --- | --- | --- |")
+    for name, cells in rows:
+        print("# | %s | %s |" % (name, " | ".join(cells)))
+    print("1..%d" % n)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.stderr.write(__doc__)
+        sys.exit(2)
+    sys.exit(main(sys.argv[1], sys.argv[2]))

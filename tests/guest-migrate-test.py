@@ -205,6 +205,62 @@ def scenario_e(hosts, wd, qemu_new):
         run.close()
 
 
+def scenario_f(hosts, wd, qemu_new):
+    """The guest negotiated discard; the destination does not offer it: the
+    early check refuses before RAM, naming the feature and its property."""
+    run = Run(hosts, wd, qemu_new, "pc-i440fx-10.0-abiguard1",
+              "virtio-blk-pci,id=disk1,drive=d1,addr=0xb")
+    try:
+        failures = []
+        run.start_writer()
+        run.start_new(qemu_new, "virtio-blk-pci,id=disk1,drive=d1,addr=0xb,"
+                      "discard=off")
+        run.old.qmp.cmd("migrate-set-parameters",
+                        **{"max-bandwidth": 32 << 20})
+        t0 = time.monotonic()
+        run.migrate()
+        status = run.old.wait_migration()
+        secs = time.monotonic() - t0
+        if status != "failed" or secs > 1:
+            failures.append("migration %s after %.2f s on the source, "
+                            "expected failed within 1 s" % (status, secs))
+        dev = "\n  virtio-blk-pci 'disk1' at 0000:00:0b.0: "
+        total = check_refused(run, [
+            dev + "cause: the guest on the source negotiated "
+            "VIRTIO_BLK_F_DISCARD, which this side does not offer",
+            dev + "remedy: start this device with discard=on"], failures)
+        return failures[:5], ("refused %.3f s after migrate, before RAM; the "
+                              "source went on to %d blocks" % (secs, total))
+    finally:
+        run.close()
+
+
+def scenario_g(hosts, wd, qemu_new):
+    """The destination offers discard, which the source did not, so the
+    guest could not negotiate it: compatible, it migrates, and is said."""
+    run = Run(hosts, wd, qemu_new, "pc-i440fx-10.0-abiguard1",
+              "virtio-blk-pci,id=disk1,drive=d1,addr=0xb,discard=off")
+    try:
+        failures = []
+        run.start_writer()
+        run.start_new(qemu_new, "virtio-blk-pci,id=disk1,drive=d1,addr=0xb")
+        run.migrate()
+        status = run.old.wait_migration()
+        if status != "completed":
+            return ["migration %s" % status], ""
+        check_running(run.new, failures)
+        check = run.new.qmp.cmd("__invalid.abiguard_query-guest-abi-check")
+        noted = [d["field"] for dev in check["compatible"]
+                 for d in dev["differences"]]
+        if check["differences"] or noted != ["virtio host features"]:
+            failures.append("the check found %r" % check)
+        total = run.stop_and_check(run.new, failures)
+        return failures[:5], ("migrated, the difference listed as "
+                              "compatible; %d blocks written" % total)
+    finally:
+        run.close()
+
+
 def scenario_d(hosts, wd, qemu_old, qemu_new, how):
     run = Run(hosts, wd, qemu_old, "pc-i440fx-7.2",
               "virtio-blk-pci,id=disk1,drive=d1,addr=0xb")
@@ -258,6 +314,12 @@ def main(argv):
         ("(e) new -> new, abiguard machine type: the early check refuses "
          "before RAM",
          lambda h, wd: scenario_e(h, wd, new)),
+        ("(f) new -> new, a feature the guest negotiated is not offered: "
+         "refused before RAM",
+         lambda h, wd: scenario_f(h, wd, new)),
+        ("(g) new -> new, a feature offered here only: compatible, it "
+         "migrates",
+         lambda h, wd: scenario_g(h, wd, new)),
     ]
     print("1..%d" % len(cases))
     failed = 0

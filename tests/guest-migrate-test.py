@@ -163,6 +163,20 @@ def scenario_c(hosts, wd, qemu_new):
         run.close()
 
 
+def migrate_refused_early(run, failures):
+    """Migrate at a speed that would take 8 s for the guest's 256 MiB: the
+    early check must refuse within 1 s.  Returns the seconds it took."""
+    run.old.qmp.cmd("migrate-set-parameters", **{"max-bandwidth": 32 << 20})
+    t0 = time.monotonic()
+    run.migrate()
+    status = run.old.wait_migration()
+    secs = time.monotonic() - t0
+    if status != "failed" or secs > 1:
+        failures.append("migration %s after %.2f s on the source, "
+                        "expected failed within 1 s" % (status, secs))
+    return secs
+
+
 def scenario_e(hosts, wd, qemu_new):
     """Both hosts patched, on the abiguard machine type: the early check
     refuses before any RAM is copied, with every difference at once."""
@@ -173,16 +187,7 @@ def scenario_e(hosts, wd, qemu_new):
         failures = []
         run.start_writer()
         run.start_new(qemu_new, "virtio-blk-pci,id=disk1,drive=d1,addr=0xb")
-        # copying the guest's 256 MiB would take 8 s at this speed
-        run.old.qmp.cmd("migrate-set-parameters",
-                        **{"max-bandwidth": 32 << 20})
-        t0 = time.monotonic()
-        run.migrate()
-        status = run.old.wait_migration()
-        secs = time.monotonic() - t0
-        if status != "failed" or secs > 1:
-            failures.append("migration %s after %.2f s on the source, "
-                            "expected failed within 1 s" % (status, secs))
+        secs = migrate_refused_early(run, failures)
         dev = "\n  virtio-blk-pci 'disk1' at 0000:00:0b.0: "
         header = ("Guest ABI check: 3 differences between the source's PCI "
                   "devices and this destination's, the first: virtio-blk-pci "
@@ -215,15 +220,7 @@ def scenario_f(hosts, wd, qemu_new):
         run.start_writer()
         run.start_new(qemu_new, "virtio-blk-pci,id=disk1,drive=d1,addr=0xb,"
                       "discard=off")
-        run.old.qmp.cmd("migrate-set-parameters",
-                        **{"max-bandwidth": 32 << 20})
-        t0 = time.monotonic()
-        run.migrate()
-        status = run.old.wait_migration()
-        secs = time.monotonic() - t0
-        if status != "failed" or secs > 1:
-            failures.append("migration %s after %.2f s on the source, "
-                            "expected failed within 1 s" % (status, secs))
+        secs = migrate_refused_early(run, failures)
         dev = "\n  virtio-blk-pci 'disk1' at 0000:00:0b.0: "
         total = check_refused(run, [
             dev + "cause: the guest on the source negotiated "

@@ -6,7 +6,7 @@ SCRIPTS := $(CURDIR)/scripts
 export BUILD
 
 .PHONY: all setup fetch peers old-host tree build wrappers guest env demo check \
-        check-upstream bench goldens export checkpatch bisect-check clean
+        check-upstream bench bench-preflight goldens export checkpatch bisect-check clean
 
 all: build wrappers
 
@@ -62,6 +62,12 @@ bench: wrappers guest
 	@$(SCRIPTS)/bench-refusal.py
 	@export GUEST_ACCEL=$$($(SCRIPTS)/detect-accel.sh $(BUILD)/bin/qemu-patched $(BUILD)/guest) && \
 	  $(SCRIPTS)/bench-migration.py && $(SCRIPTS)/bench-erase-in-guest.py
+
+# The preflight test's timings, as the table in docs/bench-preflight.md.
+bench-preflight: wrappers old-host
+	@PREFLIGHT_TIMINGS=$(BUILD)/bench-preflight.md tests/preflight-test.sh \
+	  $(BUILD)/old-host $(BUILD)/bin/qemu-patched > $(BUILD)/bench-preflight.log; \
+	  rc=$$?; cat $(BUILD)/bench-preflight.md; exit $$rc
 
 export:
 	@$(SCRIPTS)/export-patches.sh

@@ -114,19 +114,17 @@ echo "== offered-only features: accepted exactly when stock accepts (I6)"
 run_tap "offered-only matrix" "$logs/offered-only.log" \
   "$TOP/tests/offered-only-matrix.py" "$bin/qemu-stock-10.0.2" "$bin/qemu-patched"
 
-echo "== preflight against a running stock 7.2 source"
-run_tap "preflight" "$logs/preflight.log" \
-  "$TOP/tests/preflight-test.sh" "$bin/qemu-stock-7.2" "$bin/qemu-patched"
-
 wait $upstream_pid
 echo "== upstream qtests that migrate, plug PCI devices or use QMP the series extends"
 for t in $upstream_tests; do
   count_tap "upstream: $t" "$logs/upstream-$t.log" "$(cat "$logs/upstream-$t.rc")"
 done
 
-# The libvirt test mostly waits for libvirt and its idle guests: it runs in
-# the background, beside the guest test.
-(timeout 900 "$TOP/tests/libvirt-migrate-test.sh" "$BUILD/old-host" "$bin/qemu-patched" \
+# The libvirt tests mostly wait for libvirt and its idle guests: they run
+# in the background, one after the other, beside the guest test.
+(timeout 300 "$TOP/tests/preflight-test.sh" "$BUILD/old-host" "$bin/qemu-patched" \
+   > "$logs/preflight.log" 2>&1; echo $? > "$logs/preflight.rc"
+ timeout 900 "$TOP/tests/libvirt-migrate-test.sh" "$BUILD/old-host" "$bin/qemu-patched" \
    "$BUILD/guest" > "$logs/libvirt.log" 2>&1; echo $? > "$logs/libvirt.rc") &
 libvirt_pid=$!
 
@@ -138,6 +136,7 @@ run_tap "guest migration" "$logs/guest.log" \
 
 echo "== virsh migrate: old host (Debian 12: QEMU 7.2, libvirt 9.0), new hosts (patched, libvirt 11.3)"
 wait $libvirt_pid
+count_tap "preflight: 10 domains, then virsh migrate" "$logs/preflight.log" "$(cat "$logs/preflight.rc")"
 count_tap "libvirt" "$logs/libvirt.log" "$(cat "$logs/libvirt.rc")"
 
 echo "== cross-version migration matrix (source -> destination)"

@@ -14,6 +14,7 @@ pkgs=(build-essential ccache git ninja-build pkg-config flex bison python3-venv
 bpo=(meson python3-pycotap
      libvirt-daemon=$NEW_HOST_LIBVIRT_VERSION
      libvirt-daemon-driver-qemu=$NEW_HOST_LIBVIRT_VERSION
+     libvirt-daemon-driver-storage=$NEW_HOST_LIBVIRT_VERSION  # preflight scratch disks
      libvirt-clients=$NEW_HOST_LIBVIRT_VERSION)
 stamp=$STAMPS/build-deps-$(printf '%s\n' "${pkgs[@]}" "${bpo[@]}" | sha256sum | cut -c1-12)
 [ -f "$stamp" ] && exit 0

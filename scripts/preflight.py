@@ -1,94 +1,275 @@
 #!/usr/bin/python3
-"""Before migrating a running VM, check that the destination would present
-the same guest ABI.
+"""Will each running VM of a libvirt host migrate to another host?
 
-  preflight.py SOURCE_QMP_SOCKET DEST_QEMU -- DEST QEMU ARGS...
+  preflight.py --to URI [--from URI] [--xml FILE] [--json] DOMAIN... | --all
 
-Reads the running source's fingerprint through its QMP socket (query-pci,
-x-query-virtio-status: any QEMU >= 7.2, stock too), starts the destination
-binary paused (-S -incoming defer) with the given command line, reads its
-fingerprint the same way, and prints every difference with the device
-properties that would make the destination match. The destination is always
-killed afterwards, also on Ctrl-C or SIGTERM.
+For each running domain of the source host (--from, default the local
+libvirt), the preflight reads its guest-ABI fingerprint through libvirt's
+QEMU monitor pass-through: x-query-guest-abi where the source QEMU has it,
+else what stock QEMU answers (guestabi.stock_guest_abi()).  On the
+destination host it starts a throwaway copy of the domain through that
+host's libvirt, from the domain's own migratable XML (or --xml FILE, as
+given to 'virsh migrate --xml', for one domain): renamed, paused, and each
+disk on a sparse scratch volume of the same size in a pool of its own, so
+that nothing of the real VM is opened or locked.  It asks that QEMU's
+__invalid.abiguard_guest-abi-compare, the comparison the migration's early
+check runs, destroys the copy and its volumes, and prints one line per
+domain: "migrates", "migrates with notes" or "refused", then the report
+and, for a refusal, the remedy as the domain XML change that applies it.
 
-Exit status: 0 when they match, 1 when they differ, 2 on an error.
+Exit status: 0 when every domain migrates, 1 when any is refused, 2 on an
+error (a domain that cannot be checked, a destination QEMU without the
+comparison).
 """
+import argparse
+import json
+import os
 import signal
 import sys
+import time
+import uuid
+import xml.etree.ElementTree as ET
+
+import libvirt
+import libvirt_qemu
 
 import guestabi
 
-# Feature -> the virtio device property that offers it (as named by
-# guestabi.feature_names()).
-FEATURE_PROPS = {
-    "BLK_F_DISCARD": "discard", "BLK_F_WRITE_ZEROES": "write-zeroes",
-    "BLK_F_SECURE_ERASE": "secure-erase", "BLK_F_CONFIG_WCE": "config-wce",
-    "BLK_F_SCSI": "scsi", "NET_F_MQ": "mq", "NET_F_RSS": "rss",
-    "NET_F_HASH_REPORT": "hash", "CONSOLE_F_EMERG_WRITE": "emergency-write",
-    "BALLOON_F_PAGE_POISON": "page-poison",
-    "BALLOON_F_FREE_PAGE_HINT": "free-page-hint",
-    "BALLOON_F_DEFLATE_ON_OOM": "deflate-on-oom",
-    "BALLOON_F_REPORTING": "free-page-reporting",
-    "F_RING_PACKED": "packed", "RING_F_INDIRECT_DESC": "indirect_desc",
-    "RING_F_EVENT_IDX": "event_idx", "F_RING_RESET": "queue_reset",
-}
+COMPARE = "__invalid.abiguard_guest-abi-compare"
+STOP = {signal.SIGTERM, signal.SIGINT}
+QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
+ET.register_namespace("qemu", QEMU_NS)
 
 
-def remedies(source, dest):
-    """For each device whose features differ: the properties to add."""
-    src = dict(guestabi.parse(line) for line in source)
-    dst = dict(guestabi.parse(line) for line in dest)
-    out = []
-    for addr in sorted(set(src) & set(dst)):
-        fs = set(src[addr].get("features", "").split(","))
-        fd = set(dst[addr].get("features", "").split(","))
-        props = ["%s=off" % FEATURE_PROPS[f] for f in sorted(fd - fs)
-                 if f in FEATURE_PROPS]
-        props += ["%s=on" % FEATURE_PROPS[f] for f in sorted(fs - fd)
-                  if f in FEATURE_PROPS]
-        if props:
-            out.append("%s (%s): add %s to its -device on the destination"
-                       % (addr, dst[addr]["id"], ",".join(props)))
-    return out
+class Error(Exception):
+    pass
+
+
+class Monitor:
+    """QMP through libvirt, with guestabi.Qmp's interface."""
+
+    def __init__(self, dom):
+        self.dom = dom
+
+    def cmd(self, execute, **args):
+        rsp = json.loads(libvirt_qemu.qemuMonitorCommand(
+            self.dom, json.dumps({"execute": execute, "arguments": args}), 0))
+        if "error" in rsp:
+            raise RuntimeError("%s: %s" % (execute, rsp["error"]["desc"]))
+        return rsp["return"]
+
+
+def silence_libvirt():
+    # errors come back as exceptions; libvirt need not print them too
+    libvirt.registerErrorHandler(lambda *args: None, None)
+
+
+class Scratch:
+    """A directory pool of its own on the destination, for the copy's
+    disks.  remove() takes it away with everything in it, also when it
+    was only partly made."""
+
+    def __init__(self, conn, tag):
+        self.conn, self.tag = conn, tag
+        xml = ("<pool type='dir'><name>%s</name><target><path>"
+               "/var/lib/libvirt/%s</path></target></pool>" % (tag, tag))
+        try:
+            self.pool = conn.storagePoolDefineXML(xml, 0)
+        except libvirt.libvirtError as e:
+            if e.get_error_code() == libvirt.VIR_ERR_NO_SUPPORT:
+                raise Error("the destination's libvirt has no storage driver "
+                            "(libvirt-daemon-driver-storage) for the copy's "
+                            "scratch disks")
+            raise
+        self.pool.build(0)
+        self.pool.create(0)
+
+    def volume(self, name, capacity):
+        vol = self.pool.createXML(
+            "<volume><name>%s</name><capacity unit='bytes'>%d</capacity>"
+            "<allocation>0</allocation><target><format type='raw'/></target>"
+            "</volume>" % (name, capacity), 0)
+        return vol.path()
+
+    @staticmethod
+    def remove(conn, tag):
+        try:
+            pool = conn.storagePoolLookupByName(tag)
+        except libvirt.libvirtError:
+            return
+        if pool.isActive():
+            for vol in pool.listAllVolumes(0):
+                vol.delete(0)
+            pool.destroy()
+        try:
+            pool.delete(0)
+        except libvirt.libvirtError:
+            pass                # never built
+        pool.undefine()
+
+
+def throwaway_xml(xml, name, dom, scratch):
+    """The domain's XML as a copy that opens nothing of the real VM."""
+    root = ET.fromstring(xml)
+    for tag, text in (("name", name), ("uuid", str(uuid.uuid4()))):
+        if root.find(tag) is None:
+            ET.SubElement(root, tag)
+        root.find(tag).text = text
+    if root.find("devices/hostdev") is not None:
+        raise Error("it has a host device, which a copy cannot take")
+    nvram = root.find("os/nvram")
+    if nvram is not None:
+        root.find("os").remove(nvram)  # libvirt makes the copy its own
+    for disk in root.iter("disk"):
+        target = disk.find("target").get("dev")
+        removable = disk.get("device") in ("cdrom", "floppy")
+        if disk.find("source") is None:
+            continue
+        for child in list(disk):
+            if child.tag in ("source", "backingStore"):
+                disk.remove(child)
+        disk.set("type", "file")
+        if removable:
+            continue            # an empty drive: the same device
+        if disk.find("driver") is not None:
+            disk.find("driver").set("type", "raw")
+        ET.SubElement(disk, "source", file=scratch.volume(
+            target + ".raw", dom.blockInfo(target)[0]))
+    return ET.tostring(root, encoding="unicode")
+
+
+def remedy_xml(devices):
+    """The domain XML that sets each device's remedy properties; libvirt
+    names a device by its alias, the qdev id in QEMU's report."""
+    lines = []
+    for dev in devices:
+        props = dev.get("remedy-properties", [])
+        if not props or "'" not in dev["device"]:
+            continue
+        lines += ["  <qemu:device alias='%s'>" % dev["device"].split("'")[1],
+                  "    <qemu:frontend>"]
+        for p in props:
+            value = p["value"]
+            kind = ("bool" if value in ("on", "off") else
+                    "unsigned" if value.isdigit() else "string")
+            if kind == "bool":
+                value = "true" if value == "on" else "false"
+            lines.append("      <qemu:property name='%s' type='%s' "
+                         "value='%s'/>" % (p["name"], kind, value))
+        lines += ["    </qemu:frontend>", "  </qemu:device>"]
+    if not lines:
+        return None
+    return "\n".join(["<qemu:override>"] + lines + ["</qemu:override>"])
+
+
+def check(dst_conn, dom, xml_file):
+    """The destination's verdict on one domain, as a dict."""
+    name = dom.name()
+    if not dom.isActive():
+        raise Error("not running")
+    source = guestabi.guest_abi(Monitor(dom))
+    xml = open(xml_file).read() if xml_file else \
+        dom.XMLDesc(libvirt.VIR_DOMAIN_XML_MIGRATABLE)
+    tag = "abiguard-preflight-%d-%s" % (os.getpid(), uuid.uuid4().hex[:8])
+    try:
+        copy = dst_conn.createXML(
+            throwaway_xml(xml, tag, dom, Scratch(dst_conn, tag)),
+            libvirt.VIR_DOMAIN_START_PAUSED)
+        try:
+            verdict = Monitor(copy).cmd(COMPARE, source=source)
+        except RuntimeError as e:
+            if "has not been found" in str(e):
+                raise Error("the destination's QEMU cannot compare guest "
+                            "ABIs (it lacks %s): it is not patched" % COMPARE)
+            raise
+    finally:
+        # by name: an interruption may come before a handle is kept
+        try:
+            dst_conn.lookupByName(tag).destroy()
+        except libvirt.libvirtError:
+            pass
+        Scratch.remove(dst_conn, tag)
+    result = {"domain": name, "verdict":
+              "refused" if verdict["differences"] else
+              "migrates with notes" if verdict["compatible"] else "migrates",
+              "check": verdict, "remedy-xml": remedy_xml(verdict["devices"])}
+    return result
+
+
+def show(result):
+    check = result["check"]
+    print("%s: %s" % (result["domain"], result["verdict"]))
+    if check["differences"]:
+        for line in check["report"].splitlines():
+            print("  " + line.strip())
+    for dev in check["compatible"]:
+        for d in dev["differences"]:
+            print("  note: %s: %s: source %s, destination %s; %s"
+                  % (dev["device"], d["field"], d["source"],
+                     d["destination"], dev["cause"]))
+    if result["remedy-xml"]:
+        print("  fix: add to the domain XML, in the namespace "
+              "xmlns:qemu='%s', and give it to virsh migrate --xml:" % QEMU_NS)
+        for line in result["remedy-xml"].splitlines():
+            print("    " + line)
 
 
 def main(argv):
-    if "--" not in argv or argv.index("--") != 2:
-        sys.stderr.write(__doc__.strip() + "\n")
-        return 2
-    sock, qemu, args = argv[0], argv[1], argv[3:]
-    # turn SIGTERM into an exception, so that the finally below runs
+    ap = argparse.ArgumentParser(
+        prog="preflight.py", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--to", required=True, metavar="URI",
+                    help="the destination host's libvirt")
+    ap.add_argument("--from", dest="src", metavar="URI", default=None,
+                    help="the source host's libvirt (default: the local one)")
+    ap.add_argument("--xml", metavar="FILE",
+                    help="the destination XML, as virsh migrate --xml takes "
+                    "it (one domain only)")
+    ap.add_argument("--json", action="store_true", help="one JSON document")
+    ap.add_argument("--all", action="store_true",
+                    help="every running domain of the source host")
+    ap.add_argument("domains", nargs="*", metavar="DOMAIN")
+    args = ap.parse_args(argv)
+    if bool(args.domains) == args.all:
+        ap.error("name domains or give --all, not both")
+    if args.xml and len(args.domains) != 1:
+        ap.error("--xml needs exactly one domain")
     signal.signal(signal.SIGTERM, lambda *a: sys.exit(2))
+    silence_libvirt()
     try:
-        qmp = guestabi.Qmp(sock, timeout=1)
-        source = guestabi.fingerprint(qmp)
-        qmp.close()
-    except (OSError, RuntimeError) as e:
-        sys.stderr.write("preflight: cannot read the source at %s: %s\n"
-                         % (sock, e))
+        src_conn = libvirt.open(args.src)
+        dst_conn = libvirt.open(args.to)
+        doms = src_conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE) \
+            if args.all else [src_conn.lookupByName(d) for d in args.domains]
+    except libvirt.libvirtError as e:
+        sys.stderr.write("preflight: %s\n" % e.get_error_message())
         return 2
-    dest_vm = None
-    try:
-        dest_vm = guestabi.Vm(qemu, args + ["-incoming", "defer"], qtest=False)
-        dest = guestabi.fingerprint(dest_vm.qmp)
-    except RuntimeError as e:
-        sys.stderr.write("preflight: destination: %s\n" % e)
-        return 2
-    finally:
-        if dest_vm:
-            dest_vm.close()
-    differences = guestabi.diff(source, dest, "source", "destination")
-    if not differences:
-        print("preflight: the destination presents the same guest ABI "
-              "(%d PCI devices)" % len(source))
-        return 0
-    print("preflight: the destination differs from the source; migrating "
-          "would fail or change the guest's devices:")
-    for line in differences:
-        print("  " + line)
-    for line in remedies(source, dest):
-        print("  fix: " + line)
-    return 1
+    results, status = [], 0
+    for dom in sorted(doms, key=lambda d: d.name()):
+        # A signal in the middle of a libvirt call can cost the connection
+        # the cleanup needs: take SIGTERM and Ctrl-C between domains only.
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP)
+        t0 = time.monotonic()
+        try:
+            result = check(dst_conn, dom, args.xml)
+        except (Error, RuntimeError, libvirt.libvirtError, OSError) as e:
+            msg = e.get_error_message() if isinstance(
+                e, libvirt.libvirtError) else str(e)
+            result = {"domain": dom.name(), "verdict": "error", "error": msg}
+            if not args.json:
+                print("%s: error: %s" % (dom.name(), msg))
+            status = 2
+        else:
+            if result["verdict"] == "refused":
+                status = max(status, 1)
+            if not args.json:
+                show(result)
+        result["seconds"] = round(time.monotonic() - t0, 3)
+        results.append(result)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return status
 
 
 if __name__ == "__main__":

@@ -1,0 +1,83 @@
+# Hosts with a libvirtd each, for the libvirt tests; sourced by them.
+#   old  - a Debian 12 root (QEMU 7.2, libvirt 9.0 from Debian packages),
+#          in network namespace $ns_old
+#   new  - this machine's libvirt (11.3, bookworm-backports), in $ns_new
+#   new2 - a second new host, in $ns_old
+# The sourcing test sets tmp (a fresh directory) and guest (a directory the
+# old host must see too), calls hosts_up, and hosts_down on exit.  A host
+# whose directory has bin/ sees it at $tmp/bin: the same emulator path
+# runs each host's own QEMU there.
+
+tag=$$
+ns_old=abg-lv-old-$tag ns_new=abg-lv-new-$tag
+
+hosts_down() {
+  for h in old new new2; do
+    [ -f "$tmp/$h/pid" ] && kill "$(cat "$tmp/$h/pid")" 2>/dev/null
+  done
+  pkill -f "guest=(abg-|abiguard-preflight-)" 2>/dev/null
+  sleep 0.5
+  ip netns del "$ns_old" 2>/dev/null; ip netns del "$ns_new" 2>/dev/null
+  rm -rf "$tmp"
+}
+
+uri() { echo "qemu+unix:///system?socket=$tmp/$1/run/libvirt-sock"; }
+
+# A libvirtd of its own per host: its own config, state and sockets
+# (bind-mounted over the system paths in a private mount namespace),
+# its own host UUID, no security driver, cgroups or virtlogd.  Each host
+# has its own PID namespace, whose init (sh) reaps what it runs at once,
+# as systemd does on a real host; killing the host kills its QEMUs.  The old
+# host's runs chrooted in its Debian 12 root, which sees $tmp and the
+# guest at the same paths.
+start_daemon() { # name netns uuid [root]
+  local d=$tmp/$1 root=${4:-}
+  mkdir -p "$d"/{etc,run,lib,log,cache} "$tmp/bin"
+  cat > "$d/etc/libvirtd.conf" <<CONF
+host_uuid = "$3"
+CONF
+  cat > "$d/etc/qemu.conf" <<CONF
+security_driver = "none"
+cgroup_controllers = [ ]
+user = "root"
+group = "root"
+stdio_handler = "file"
+namespaces = [ ]
+CONF
+  ip netns exec "$2" unshare -m -p -f --kill-child sh -c "
+    set -e
+    mount --make-rprivate /
+    mount -t proc proc /proc
+    if [ -n '$root' ]; then
+      mount -t proc proc $root/proc
+      mount --rbind /sys $root/sys && mount --rbind /dev $root/dev
+      mount -t tmpfs tmpfs $root/run && mount -t tmpfs tmpfs $root/tmp
+      for p in $tmp $guest; do mkdir -p $root\$p && mount --bind \$p $root\$p; done
+    fi
+    if [ -d $d/bin ]; then mount --bind $d/bin $root$tmp/bin; fi
+    for p in etc:/etc/libvirt run:/run/libvirt lib:/var/lib/libvirt log:/var/log/libvirt cache:/var/cache/libvirt; do
+      mkdir -p $root\${p#*:} && mount --bind $d/\${p%%:*} $root\${p#*:}
+    done
+    if [ -n '$root' ]; then chroot $root libvirtd -p /run/libvirt/libvirtd.pid & else libvirtd -p /run/libvirt/libvirtd.pid & fi
+    wait" > "$d/libvirtd.log" 2>&1 &
+  echo $! > "$d/pid"
+  for _ in $(seq 100); do [ -S "$d/run/libvirt-sock" ] && return 0; sleep 0.1; done
+  echo "Bail out! libvirtd for the $1 host did not start: $(tail -n 3 "$d/libvirtd.log")"; exit 1
+}
+
+hosts_up() { # old-host-root
+  ip netns add "$ns_old" && ip netns add "$ns_new" &&
+  ip link add abgl-old netns "$ns_old" type veth peer name abgl-new netns "$ns_new" &&
+  ip -n "$ns_old" addr add 10.231.1.1/30 dev abgl-old && ip -n "$ns_old" link set abgl-old up &&
+  ip -n "$ns_new" addr add 10.231.1.2/30 dev abgl-new && ip -n "$ns_new" link set abgl-new up &&
+  ip -n "$ns_old" link set lo up && ip -n "$ns_new" link set lo up ||
+    { echo "Bail out! cannot create network namespaces"; exit 1; }
+  getent passwd libvirt-qemu >/dev/null ||
+    adduser --system --group --no-create-home libvirt-qemu >/dev/null 2>&1
+  start_daemon old "$ns_old" 6f0c2a4e-0a0b-4c1d-9e2f-000000000001 "$1"
+  start_daemon new "$ns_new" 6f0c2a4e-0a0b-4c1d-9e2f-000000000002
+  start_daemon new2 "$ns_old" 6f0c2a4e-0a0b-4c1d-9e2f-000000000003
+  for h in old new; do
+    echo "# $h host: $(virsh -c "$(uri $h)" version --daemon 2>/dev/null | grep -E 'daemon|hypervisor' | tr -s ' \n' ' ')"
+  done
+}

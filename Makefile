@@ -6,7 +6,8 @@ SCRIPTS := $(CURDIR)/scripts
 export BUILD
 
 .PHONY: all setup fetch peers old-host tree build wrappers guest env demo check \
-        check-upstream bench bench-preflight goldens export checkpatch bisect-check clean
+        check-upstream check-sanitizers fuzz bench bench-preflight goldens export \
+        checkpatch bisect-check clean
 
 all: build wrappers
 
@@ -49,6 +50,17 @@ check: wrappers guest old-host
 # by side (docs/upstream-qtests.md): about 30 minutes once both are built.
 check-upstream: tree peers
 	@$(SCRIPTS)/check-upstream.sh
+
+# The series' qtests on an ASan + UBSan build (docs/fuzzing.md): about
+# 15 minutes the first time.
+check-sanitizers: tree peers
+	@$(SCRIPTS)/check-sanitizers.sh
+
+# Fuzz the incoming migration stream, FUZZ_SECONDS per target (default 60),
+# on a clang/libFuzzer build with ASan and UBSan (docs/fuzzing.md).
+FUZZ_SECONDS ?= 60
+fuzz: wrappers
+	@$(SCRIPTS)/fuzz.sh $(FUZZ_SECONDS)
 
 # Regenerate the golden guest-ABI dumps (tests/golden).
 goldens: wrappers

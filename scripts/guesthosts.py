@@ -19,10 +19,12 @@ BLOCK = 4096
 RING = 256                  # the writer cycles over blocks 0..RING-1
 DISK = 16 << 20
 
-# Writes "BLOCK%08d" into block n % RING, for n = 0, 1, ... until /stop.
+# Writes "BLOCK%08d" into block n % RING, for n = 0, 1, ... until /stop;
+# /progress is replaced whole, so that a reader never sees it empty.
 WRITER = ("(n=0; while [ ! -e /stop ]; do printf 'BLOCK%08d\\n' $n | "
           "dd of=/dev/vda bs=4096 seek=$((n % 256)) conv=sync,notrunc "
-          "2>/dev/null; n=$((n + 1)); echo $n > /progress; done; "
+          "2>/dev/null; n=$((n + 1)); echo $n > /progress.new; "
+          "mv /progress.new /progress; done; "
           "sync; echo STOPPED $n) &")
 
 

@@ -10,6 +10,7 @@ pkgs=(build-essential ccache git ninja-build pkg-config flex bison python3-venv
       libaio-dev libzstd-dev xz-utils seabios ipxe-qemu cpio
       iproute2 mmdebstrap
       python3-libvirt  # the preflight talks to libvirt with its bindings
+      clang libclang-rt-14-dev  # make fuzz: libFuzzer, ASan, UBSan
       swtpm)  # for upstream's tpm-*-swtpm-test
 bpo=(meson python3-pycotap
      libvirt-daemon=$NEW_HOST_LIBVIRT_VERSION

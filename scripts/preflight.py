@@ -138,28 +138,52 @@ def throwaway_xml(xml, name, dom, scratch):
     return ET.tostring(root, encoding="unicode")
 
 
-def remedy_xml(devices):
-    """The domain XML that sets each device's remedy properties; libvirt
-    names a device by its alias, the qdev id in QEMU's report."""
-    lines = []
+# Device properties the domain XML sets itself: property -> (child
+# element or None for the device's own element, attribute)
+LIBVIRT_ATTRS = {
+    "event_idx": ("driver", "event_idx"), "ioeventfd": ("driver", "ioeventfd"),
+    "deflate-on-oom": (None, "autodeflate"),
+    "free-page-reporting": (None, "freePageReporting"),
+}
+
+
+def remedy_xml(devices, domain_xml):
+    """The domain XML changes that set each device's remedy properties:
+    attributes where libvirt has them, the rest as a qemu:override.
+    libvirt names a device by its alias, the qdev id in QEMU's report."""
+    aliases = {a.get("name"): dev for dev in ET.fromstring(domain_xml).find(
+               "devices") for a in dev.iter("alias")}
+    changes, override = [], []
     for dev in devices:
+        alias = dev["device"].split("'")[1] if "'" in dev["device"] else None
         props = dev.get("remedy-properties", [])
-        if not props or "'" not in dev["device"]:
+        if not props or alias not in aliases:
             continue
-        lines += ["  <qemu:device alias='%s'>" % dev["device"].split("'")[1],
-                  "    <qemu:frontend>"]
+        rest = []
         for p in props:
+            if p["name"] not in LIBVIRT_ATTRS:
+                rest.append(p)
+                continue
+            child, attr = LIBVIRT_ATTRS[p["name"]]
+            element = aliases[alias].tag + ("/" + child if child else "")
+            changes.append("<%s> of alias '%s': %s='%s'"
+                           % (element, alias, attr, p["value"]))
+        if not rest:
+            continue
+        override += ["  <qemu:device alias='%s'>" % alias,
+                     "    <qemu:frontend>"]
+        for p in rest:
             value = p["value"]
             kind = ("bool" if value in ("on", "off") else
                     "unsigned" if value.isdigit() else "string")
             if kind == "bool":
                 value = "true" if value == "on" else "false"
-            lines.append("      <qemu:property name='%s' type='%s' "
-                         "value='%s'/>" % (p["name"], kind, value))
-        lines += ["    </qemu:frontend>", "  </qemu:device>"]
-    if not lines:
-        return None
-    return "\n".join(["<qemu:override>"] + lines + ["</qemu:override>"])
+            override.append("      <qemu:property name='%s' type='%s' "
+                            "value='%s'/>" % (p["name"], kind, value))
+        override += ["    </qemu:frontend>", "  </qemu:device>"]
+    if override:
+        override = ["<qemu:override>"] + override + ["</qemu:override>"]
+    return {"attributes": changes, "override": "\n".join(override) or None}
 
 
 def check(dst_conn, dom, xml_file):
@@ -192,7 +216,8 @@ def check(dst_conn, dom, xml_file):
     result = {"domain": name, "verdict":
               "refused" if verdict["differences"] else
               "migrates with notes" if verdict["compatible"] else "migrates",
-              "check": verdict, "remedy-xml": remedy_xml(verdict["devices"])}
+              "check": verdict,
+              "remedy": remedy_xml(verdict["devices"], dom.XMLDesc(0))}
     return result
 
 
@@ -207,10 +232,13 @@ def show(result):
             print("  note: %s: %s: source %s, destination %s; %s"
                   % (dev["device"], d["field"], d["source"],
                      d["destination"], dev["cause"]))
-    if result["remedy-xml"]:
+    for change in result["remedy"]["attributes"]:
+        print("  fix: in the domain XML given to virsh migrate --xml, set "
+              + change)
+    if result["remedy"]["override"]:
         print("  fix: add to the domain XML, in the namespace "
               "xmlns:qemu='%s', and give it to virsh migrate --xml:" % QEMU_NS)
-        for line in result["remedy-xml"].splitlines():
+        for line in result["remedy"]["override"].splitlines():
             print("    " + line)
 
 

@@ -1,0 +1,39 @@
+#!/bin/bash
+# make check-sanitizers: the series' qtests on an ASan + UBSan build of the
+# patched QEMU (build/qemu-asan, the ccache shared): guest-abi-test,
+# virtio-layout-migration-test and qos-test's virtio-blk cases.  A failed
+# test or any sanitizer report, from the test or from a QEMU it started,
+# fails.  Ends with "N passed, M failed" like make check.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+
+out=$BUILD/qemu-asan
+tests="guest-abi-test virtio-layout-migration-test qos-test"
+QEMU_OUT=$out EXTRA_CONFIGURE_FLAGS="--enable-asan --enable-ubsan" \
+  "$TOP/scripts/build-qemu.sh" --only qemu-system-x86_64 qemu-img \
+  $(printf 'tests/qtest/%s ' $tests) || exit 1
+
+logs=$BUILD/check-sanitizers
+mkdir -p "$logs"
+export QTEST_QEMU_BINARY=$out/qemu-system-x86_64 QTEST_QEMU_IMG=$out/qemu-img
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+passed=0 failed=0
+for t in $tests; do
+  args=(--tap -k)
+  [ "$t" = qos-test ] && args+=(-r /x86_64/pc/i440FX-pcihost/pci-bus-pc/pci-bus/virtio-blk-pci)
+  start=$(date +%s)
+  "$out/tests/qtest/$t" "${args[@]}" > "$logs/$t.log" 2>&1
+  rc=$?
+  ok=$(grep -c '^ok ' "$logs/$t.log") bad=$(grep -c '^not ok ' "$logs/$t.log")
+  reports=$(grep -cE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$logs/$t.log")
+  if [ "$rc" != 0 ] || [ "$bad" != 0 ] || [ "$reports" != 0 ] || [ "$ok" = 0 ]; then
+    failed=$((failed + 1))
+    echo "not ok $t: $ok passed, $bad failed, $reports sanitizer reports, exit $rc (see $logs/$t.log)"
+  else
+    passed=$((passed + 1))
+    echo "ok $t: $ok passed under ASan and UBSan in $(($(date +%s) - start)) s"
+  fi
+done
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

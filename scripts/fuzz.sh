@@ -1,0 +1,48 @@
+#!/bin/bash
+# make fuzz: fuzz the incoming migration stream.  Builds qemu-fuzz-x86_64
+# with Debian's clang and libFuzzer, ASan and UBSan (build/qemu-fuzz, the
+# ccache shared), makes the seed corpus from real streams of Debian's 7.2,
+# Debian's 10.0.2 and the patched build (make-fuzz-corpus.py), and runs
+# each fuzz target for SECONDS.  Prints, per target, the executions, the
+# coverage (edges) and the findings, which libFuzzer writes to
+# build/fuzz/<target>/findings/.
+# Usage: fuzz.sh [SECONDS per target, default 60] [TARGET...]
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+seconds=${1:-60}
+shift || true
+out=$BUILD/qemu-fuzz
+fuzzer=$out/qemu-fuzz-x86_64
+CC=clang CXX=clang++ QEMU_OUT=$out \
+  EXTRA_CONFIGURE_FLAGS="--enable-fuzzing --enable-asan --enable-ubsan" \
+  "$TOP/scripts/build-qemu.sh" --only qemu-fuzz-x86_64
+
+seeds=$BUILD/fuzz/seeds
+if [ ! -d "$seeds" ]; then
+  "$TOP/scripts/make-fuzz-corpus.py" "$fuzzer" "$seeds.tmp" \
+    "$BUILD/bin/qemu-stock-7.2" "$BUILD/bin/qemu-stock-10.0.2" "$BUILD/bin/qemu-patched"
+  mv "$seeds.tmp" "$seeds"
+fi
+
+# A finding stops the run and is left as a file; leaks are findings too.
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+status=0
+for target in ${*:-$(ls "$seeds")}; do
+  dir=$BUILD/fuzz/$target
+  mkdir -p "$dir/corpus" "$dir/findings"
+  max_len=$(stat -c %s "$seeds/$target"/* | sort -n | tail -n 1)
+  log "fuzzing $target for $seconds s (log: $dir/log)"
+  "$fuzzer" --fuzz-target="$target" -max_total_time="$seconds" \
+    -max_len="$max_len" -timeout=10 -print_final_stats=1 \
+    -artifact_prefix="$dir/findings/" "$dir/corpus" "$seeds/$target" \
+    > "$dir/log" 2>&1 || status=1
+  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$dir/log")
+  cov=$(grep -o 'cov: [0-9]*' "$dir/log" | tail -n 1 | cut -d' ' -f2)
+  findings=$(find "$dir/findings" -type f | wc -l)
+  printf '%-36s %9s executions in %s s, %6s edges, %d findings\n' \
+    "$target" "${execs:-?}" "$seconds" "${cov:-?}" "$findings"
+  [ "$findings" = 0 ] || { status=1; find "$dir/findings" -type f | sed 's/^/  /'; }
+done
+exit $status

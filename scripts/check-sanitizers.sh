@@ -16,7 +16,7 @@ QEMU_OUT=$out EXTRA_CONFIGURE_FLAGS="--enable-asan --enable-ubsan" \
 logs=$BUILD/check-sanitizers
 mkdir -p "$logs"
 export QTEST_QEMU_BINARY=$out/qemu-system-x86_64 QTEST_QEMU_IMG=$out/qemu-img
-export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:fast_unwind_on_malloc=0
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 passed=0 failed=0
 for t in $tests; do

@@ -22,6 +22,7 @@ import ctypes
 import json
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -542,6 +543,18 @@ def dump(qemu, machine, hotplug, extra=()):
         number_buses(vm.qt, vm.qmp)
         crosscheck(vm.qmp, vm.qt)
         return fingerprint(vm.qmp, vm.qt)
+
+
+def migrate_to_file(vm, path):
+    """Migrate the VM to the file @path, through exec: (7.2 has no file:)."""
+    vm.qmp.cmd("migrate", uri="exec:cat > %s" % shlex.quote(path))
+    for _ in range(600):
+        status = vm.qmp.cmd("query-migrate").get("status")
+        if status in ("completed", "failed"):
+            break
+        time.sleep(0.05)
+    if status != "completed":
+        raise RuntimeError("migration to %s %s" % (path, status))
 
 
 def machines(qemu):

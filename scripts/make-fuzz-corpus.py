@@ -14,7 +14,6 @@ import os
 import shlex
 import subprocess
 import sys
-import time
 
 import guestabi
 
@@ -39,18 +38,6 @@ def target_args(fuzzer, target):
     return [a.replace(",accel=qtest", "") for a in args]
 
 
-def write_stream(qemu, args, path):
-    with guestabi.Vm(qemu, args, qtest=False) as vm:
-        vm.qmp.cmd("migrate", uri="exec:cat > %s" % shlex.quote(path))
-        for _ in range(600):
-            status = vm.qmp.cmd("query-migrate").get("status")
-            if status in ("completed", "failed"):
-                break
-            time.sleep(0.05)
-        if status != "completed":
-            raise RuntimeError("%s: migration to a file %s" % (qemu, status))
-
-
 def main(fuzzer, outdir, qemus):
     for target in TARGETS:
         args = target_args(fuzzer, target)
@@ -61,7 +48,8 @@ def main(fuzzer, outdir, qemus):
                 continue
             path = os.path.join(outdir, target,
                                 os.path.basename(qemu) + ".stream")
-            write_stream(qemu, args, path)
+            with guestabi.Vm(qemu, args, qtest=False) as vm:
+                guestabi.migrate_to_file(vm, path)
             print("%s: %s, %d bytes" % (target, os.path.basename(qemu),
                                         os.path.getsize(path)))
     return 0

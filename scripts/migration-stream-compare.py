@@ -16,7 +16,6 @@ import os
 import struct
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import guestabi  # noqa: E402
@@ -31,14 +30,7 @@ def save(qemu, machine, extra=()):
     args, _ = guestabi.device_set_args(machine, False, extra)
     with tempfile.NamedTemporaryFile(prefix="abiguard-stream-") as out, \
             guestabi.Vm(qemu, ["-m", "128"] + args, qtest=False) as vm:
-        vm.qmp.cmd("migrate", uri="exec:cat > %s" % out.name)
-        for _ in range(600):
-            status = vm.qmp.cmd("query-migrate").get("status")
-            if status in ("completed", "failed"):
-                break
-            time.sleep(0.05)
-        if status != "completed":
-            raise RuntimeError("%s: migration to a file %s" % (machine, status))
+        guestabi.migrate_to_file(vm, out.name)
         return open(out.name, "rb").read()
 
 

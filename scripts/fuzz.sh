@@ -34,6 +34,7 @@ for target in ${*:-$(ls "$seeds")}; do
   mkdir -p "$dir/corpus" "$dir/findings"
   max_len=$(stat -c %s "$seeds/$target"/* | sort -n | tail -n 1)
   log "fuzzing $target for $seconds s (log: $dir/log)"
+  start=$(date +%s)
   "$fuzzer" --fuzz-target="$target" -max_total_time="$seconds" \
     -max_len="$max_len" -timeout=10 -print_final_stats=1 \
     -artifact_prefix="$dir/findings/" "$dir/corpus" "$seeds/$target" \
@@ -42,7 +43,7 @@ for target in ${*:-$(ls "$seeds")}; do
   cov=$(grep -o 'cov: [0-9]*' "$dir/log" | tail -n 1 | cut -d' ' -f2)
   findings=$(find "$dir/findings" -type f | wc -l)
   printf '%-36s %9s executions in %s s, %6s edges, %d findings\n' \
-    "$target" "${execs:-?}" "$seconds" "${cov:-?}" "$findings"
+    "$target" "${execs:-?}" "$(($(date +%s) - start))" "${cov:-?}" "$findings"
   [ "$findings" = 0 ] || { status=1; find "$dir/findings" -type f | sed 's/^/  /'; }
 done
 exit $status

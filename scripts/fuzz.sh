@@ -6,7 +6,7 @@
 # each fuzz target for SECONDS.  Prints, per target, the executions, the
 # coverage (edges) and the findings, which libFuzzer writes to
 # build/fuzz/<target>/findings/.
-# Usage: fuzz.sh [SECONDS per target, default 60] [TARGET...]
+# Usage: fuzz.sh [SECONDS per target, default 60; 0: the corpus only] [TARGET...]
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -25,7 +25,8 @@ if [ ! -d "$seeds" ]; then
   mv "$seeds.tmp" "$seeds"
 fi
 
-# A finding stops the run and is left as a file; leaks are findings too.
+# Each finding is left as a file, and the run goes on (fork mode); leaks
+# and undefined behaviour are findings too.  SECONDS 0: the corpus only.
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 status=0
@@ -35,11 +36,18 @@ for target in ${*:-$(ls "$seeds")}; do
   max_len=$(stat -c %s "$seeds/$target"/* | sort -n | tail -n 1)
   log "fuzzing $target for $seconds s (log: $dir/log)"
   start=$(date +%s)
-  "$fuzzer" --fuzz-target="$target" -max_total_time="$seconds" \
-    -max_len="$max_len" -timeout=10 -print_final_stats=1 \
-    -artifact_prefix="$dir/findings/" "$dir/corpus" "$seeds/$target" \
-    > "$dir/log" 2>&1 || status=1
-  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$dir/log")
+  if [ "$seconds" = 0 ]; then
+    mode=(-runs=0)
+  else
+    mode=(-max_total_time="$seconds" -fork=1 -ignore_crashes=1
+          -ignore_timeouts=1 -ignore_ooms=1)
+  fi
+  "$fuzzer" --fuzz-target="$target" "${mode[@]}" -max_len="$max_len" \
+    -timeout=10 -print_final_stats=1 -artifact_prefix="$dir/findings/" \
+    "$dir/corpus" "$seeds/$target" > "$dir/log" 2>&1 || status=1
+  # fork mode: "#<executions>: cov: ..."; one process: stat:: lines
+  execs=$(sed -n 's/^stat::number_of_executed_units: *//p; s/^#\([0-9]*\): cov:.*/\1/p' \
+          "$dir/log" | tail -n 1)
   cov=$(grep -o 'cov: [0-9]*' "$dir/log" | tail -n 1 | cut -d' ' -f2)
   findings=$(find "$dir/findings" -type f | wc -l)
   printf '%-36s %9s executions in %s s, %6s edges, %d findings\n' \

@@ -36,6 +36,7 @@ for target in ${*:-$(ls "$seeds")}; do
   max_len=$(stat -c %s "$seeds/$target"/* | sort -n | tail -n 1)
   log "fuzzing $target for $seconds s (log: $dir/log)"
   start=$(date +%s)
+  touch "$dir/started"      # findings of earlier runs stay, but do not count
   if [ "$seconds" = 0 ]; then
     mode=(-runs=0)
   else
@@ -49,9 +50,10 @@ for target in ${*:-$(ls "$seeds")}; do
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p; s/^#\([0-9]*\): cov:.*/\1/p' \
           "$dir/log" | tail -n 1)
   cov=$(grep -o 'cov: [0-9]*' "$dir/log" | tail -n 1 | cut -d' ' -f2)
-  findings=$(find "$dir/findings" -type f | wc -l)
+  findings=$(find "$dir/findings" -type f -newer "$dir/started" | wc -l)
   printf '%-36s %9s executions in %s s, %6s edges, %d findings\n' \
     "$target" "${execs:-?}" "$(($(date +%s) - start))" "${cov:-?}" "$findings"
-  [ "$findings" = 0 ] || { status=1; find "$dir/findings" -type f | sed 's/^/  /'; }
+  [ "$findings" = 0 ] ||
+    { status=1; find "$dir/findings" -type f -newer "$dir/started" | sed 's/^/  /'; }
 done
 exit $status

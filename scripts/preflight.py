@@ -192,8 +192,11 @@ def check(dst_conn, dom, xml_file):
     if not dom.isActive():
         raise Error("not running")
     source = guestabi.guest_abi(Monitor(dom))
-    xml = open(xml_file).read() if xml_file else \
-        dom.XMLDesc(libvirt.VIR_DOMAIN_XML_MIGRATABLE)
+    if xml_file:
+        with open(xml_file) as f:
+            xml = f.read()
+    else:
+        xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_MIGRATABLE)
     tag = "abiguard-preflight-%d-%s" % (os.getpid(), uuid.uuid4().hex[:8])
     try:
         copy = dst_conn.createXML(

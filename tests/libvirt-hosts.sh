@@ -15,7 +15,6 @@ hosts_down() {
   for h in old new new2; do
     [ -f "$tmp/$h/pid" ] && kill "$(cat "$tmp/$h/pid")" 2>/dev/null
   done
-  pkill -f "guest=(abg-|abiguard-preflight-)" 2>/dev/null
   sleep 0.5
   ip netns del "$ns_old" 2>/dev/null; ip netns del "$ns_new" 2>/dev/null
   rm -rf "$tmp"

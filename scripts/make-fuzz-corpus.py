@@ -9,9 +9,16 @@ line (but TCG for the qtest accelerator), and migrates it to a file:
 OUTDIR/<target>/<qemu>.stream.  A QEMU that lacks the target's machine type
 is skipped.  Debian's 7.2 has no "file:" migration, so every QEMU writes
 through "exec:cat".
+
+Beside each stream goes the same stream without its RAM section and
+without the JSON description a destination skips,
+<qemu>.device-state.stream, so that the fuzzer spends its executions on
+the device state, where the parsers are.
 """
 import os
+import re
 import shlex
+import struct
 import subprocess
 import sys
 
@@ -38,6 +45,75 @@ def target_args(fuzzer, target):
     return [a.replace(",accel=qtest", "") for a in args]
 
 
+# migration/savevm.c and migration/ram.c
+SECTION_PART, SECTION_END, COMMAND, EOF, VMDESC = 0x02, 0x03, 0x08, 0x00, 0x06
+SECTION_FOOTER = 0x7e
+RAM_MEM_SIZE, RAM_ZERO, RAM_PAGE, RAM_EOS, RAM_CONTINUE = 0x04, 0x02, 0x08, 0x10, 0x20
+PAGE_SIZE = 4096
+# QEMU_VM_SECTION_START, section id, "ram", instance 0, version 4
+RAM_START = re.compile(rb"\x01(....)\x03ram\x00\x00\x00\x00\x00\x00\x00\x04", re.S)
+
+
+def device_state(stream):
+    """The stream without its RAM section and without the JSON description
+    after its end, which a destination skips.
+
+    Knows the precopy RAM format of a stream written with default
+    capabilities, as the seed sources write it; raises ValueError otherwise.
+    """
+    start = RAM_START.search(stream)
+    if not start:
+        raise ValueError("no RAM section")
+    ram_id = start.group(1)
+    out = stream[:start.start()]
+    pos = start.end()
+    while True:
+        pos = skip_ram_pages(stream, pos)
+        if stream[pos:pos + 5] != bytes([SECTION_FOOTER]) + ram_id:
+            raise ValueError("no RAM section footer at %d" % pos)
+        pos += 5
+        while stream[pos] == COMMAND:           # e.g. switchover-start
+            length, = struct.unpack_from(">H", stream, pos + 3)
+            out += stream[pos:pos + 5 + length]
+            pos += 5 + length
+        kind, section = stream[pos], stream[pos + 1:pos + 5]
+        if kind not in (SECTION_PART, SECTION_END) or section != ram_id:
+            raise ValueError("RAM section not ended at %d" % pos)
+        pos += 5
+        if kind == SECTION_END:
+            pos = skip_ram_pages(stream, pos) + 5       # and its footer
+            break
+    out += stream[pos:]
+    # EOF, then VMDESC, its length, and the JSON up to the stream's end
+    for vmdesc in range(len(out) - 5, 0, -1):
+        if out[vmdesc - 1:vmdesc + 1] == bytes([EOF, VMDESC]) and \
+           struct.unpack_from(">I", out, vmdesc + 1)[0] == len(out) - vmdesc - 5:
+            return out[:vmdesc]
+    raise ValueError("no JSON description after the end")
+
+
+def skip_ram_pages(stream, pos):
+    """Where the RAM content at pos ends, after its end-of-section flag."""
+    while True:
+        addr, = struct.unpack_from(">Q", stream, pos)
+        pos += 8
+        flags = addr & (PAGE_SIZE - 1)
+        if flags & RAM_MEM_SIZE:
+            total = addr & ~(PAGE_SIZE - 1)
+            while total:
+                pos += 1 + stream[pos]
+                total -= struct.unpack_from(">Q", stream, pos)[0]
+                pos += 8
+        elif flags & (RAM_ZERO | RAM_PAGE):
+            if not flags & RAM_CONTINUE:
+                pos += 1 + stream[pos]
+            pos += 1 if flags & RAM_ZERO else PAGE_SIZE
+        elif flags & RAM_EOS:
+            return pos
+        else:
+            raise ValueError("RAM flags 0x%x at %d" % (flags, pos - 8))
+
+
 def main(fuzzer, outdir, qemus):
     for target in TARGETS:
         args = target_args(fuzzer, target)
@@ -50,8 +126,14 @@ def main(fuzzer, outdir, qemus):
                                 os.path.basename(qemu) + ".stream")
             with guestabi.Vm(qemu, args, qtest=False) as vm:
                 guestabi.migrate_to_file(vm, path)
-            print("%s: %s, %d bytes" % (target, os.path.basename(qemu),
-                                        os.path.getsize(path)))
+            with open(path, "rb") as f:
+                stream = f.read()
+            devices = path.replace(".stream", ".device-state.stream")
+            with open(devices, "wb") as f:
+                f.write(device_state(stream))
+            print("%s: %s, %d bytes, %d of device state"
+                  % (target, os.path.basename(qemu), len(stream),
+                     os.path.getsize(devices)))
     return 0
 
 

@@ -33,7 +33,7 @@ def one(hosts, src, dst):
             run.start_writer()
             run.start_new(os.path.join(BUILD, "bin", dst))
             run.migrate()
-            status = run.old.wait_migration()
+            status = run.old.qmp.wait_migration()["status"]
             assert status == "completed", status
             info = run.old.qmp.cmd("query-migrate")
             return info["total-time"], info["downtime"]

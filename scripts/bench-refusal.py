@@ -65,16 +65,6 @@ def fill(src, ram_mib):
         src.qt.cmd("memset 0x%x 0x%x 0x5a" % (addr, chunk))
 
 
-def wait(qmp, timeout=600):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        info = qmp.cmd("query-migrate")
-        if info.get("status") in ("completed", "failed"):
-            return info
-        time.sleep(0.01)
-    raise RuntimeError("migration did not end")
-
-
 def migrate(qemu, extra, ram_mib, src_props, bandwidth):
     """Seconds from 'migrate' until the source's migration ends, its status,
     and the source's query-migrate."""
@@ -90,7 +80,7 @@ def migrate(qemu, extra, ram_mib, src_props, bandwidth):
         dst.qmp.cmd("migrate-incoming", uri="tcp:127.0.0.1:%d" % port)
         t0 = time.monotonic()
         src.qmp.cmd("migrate", uri="tcp:127.0.0.1:%d" % port)
-        info = wait(src.qmp)
+        info = src.qmp.wait_migration(600)
         return time.monotonic() - t0, info
 
 
@@ -102,7 +92,7 @@ def section_bytes():
                      guestabi.device_set_args(MACHINE, False, args)[0]) as v:
         devices = len(v.qmp.cmd("x-query-guest-abi"))
         v.qmp.cmd("migrate", uri="exec:cat > " + path)
-        wait(v.qmp)
+        v.qmp.wait_migration(600)
     with open(path, "rb") as f:
         stream = f.read()
     os.unlink(path)

@@ -19,10 +19,7 @@ for c in $(git -C "$tree" rev-list --reverse abiguard-base..HEAD); do
     (cd "$out" && "$wt/configure" "${QEMU_CONFIGURE_FLAGS[@]}") > "$BUILD/bisect-configure.log" 2>&1 ||
       die "configure failed at '$subject'; see $BUILD/bisect-configure.log"
   fi
-  targets="qemu-system-x86_64 tests/qtest/qos-test"
-  for t in $(git -C "$wt" diff --name-only --diff-filter=A abiguard-base HEAD -- 'tests/qtest/*-test.c'); do
-    targets="$targets ${t%.c}"
-  done
+  targets="qemu-system-x86_64 $(printf 'tests/qtest/%s ' qos-test $(series_qtests "$wt"))"
   if ninja -C "$out" $targets > "$BUILD/bisect-ninja.log" 2>&1; then
     echo "builds: $subject"
   else

@@ -50,10 +50,7 @@ if [ $only = 1 ]; then
   targets="$*"
 else
   targets="qemu-system-x86_64 qemu-img storage-daemon/qemu-storage-daemon"
-  targets="$targets $(printf 'tests/qtest/%s ' $UPSTREAM_QTESTS_IN_CHECK) $*"
-  for t in $(git -C "$src" diff --name-only --diff-filter=A abiguard-base HEAD -- 'tests/qtest/*-test.c'); do
-    targets="$targets ${t%.c}"
-  done
+  targets="$targets $(printf 'tests/qtest/%s ' $UPSTREAM_QTESTS_IN_CHECK $(series_qtests "$src")) $*"
 fi
 log "building $targets"
 ninja -C "$out" $targets > "$ninja_log" 2>&1 ||

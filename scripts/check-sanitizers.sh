@@ -8,7 +8,7 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
 out=$BUILD/qemu-asan
-tests="guest-abi-test virtio-layout-migration-test qos-test"
+tests="$(series_qtests) qos-test"
 QEMU_OUT=$out EXTRA_CONFIGURE_FLAGS="--enable-asan --enable-ubsan" \
   "$TOP/scripts/build-qemu.sh" --only qemu-system-x86_64 qemu-img \
   $(printf 'tests/qtest/%s ' $tests) || exit 1

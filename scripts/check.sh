@@ -1,9 +1,19 @@
 #!/bin/bash
-# make check: the in-tree qtests against the patched build, then the
-# cross-version migration matrix against Debian's real QEMU binaries.
+# make check, or a part of it: the in-tree qtests against the patched
+# build, the guest ABI and stream of stock machine types against stock
+# 10.0.2, real guests, libvirt hosts, and the cross-version migration
+# matrix against Debian's real QEMU binaries.
+# Usage: check.sh [PART...]   parts: $ALL_PARTS below, all by default;
+# make check-PART runs one.
 # Ends with "N passed, M failed"; exits non-zero on any failure.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
+
+ALL_PARTS="qtest golden stream offered libvirt guest matrix"
+parts=${*:-$ALL_PARTS}
+for part in $parts; do
+  case " $ALL_PARTS " in *" $part "*) ;; *) die "no part '$part' of make check; the parts: $ALL_PARTS" ;; esac
+done
 
 bin=$BUILD/bin
 qtests=$BUILD/qemu-build/tests/qtest
@@ -39,37 +49,53 @@ count_tap() {
   printf '%-48s %4d passed, %d failed, %d expected failures\n' "$label" "$p" "$f" "$x"
 }
 
+# Tests that mostly wait (for TCG guests, for libvirt) run in the
+# background, beside the next parts, which leave the second core idle; one
+# at a time.  background COUNT COMMAND...: run COMMAND so; the function
+# COUNT counts its results once it has ended (collect).
+bg_pid= bg_count=
+background() {
+  collect
+  "${@:2}" &
+  bg_pid=$! bg_count=$1
+}
+collect() {
+  [ -n "$bg_pid" ] || return 0
+  wait "$bg_pid"
+  "$bg_count"
+  bg_pid=
+}
+
 # The environment meson gives upstream's qtests (tests/qtest/meson.build).
 export QTEST_QEMU_BINARY=./qemu-system-x86_64 QTEST_QEMU_IMG=./qemu-img
 export QTEST_QEMU_STORAGE_DAEMON_BINARY=./storage-daemon/qemu-storage-daemon
 export PYTHON=$BUILD/qemu-build/pyvenv/bin/python3
-echo "== in-tree qtests, patched build"
-# qos-test is upstream's suite.  Its vhost-user/reconnect case races under
-# load (it gives the backend 5 s to get the memory table again), and a case
-# that crashes ends the whole binary.  So a failed run gets one more run;
-# the first failure stays listed with the expected failures.
-if (cd "$BUILD/qemu-build" && timeout 900 "$qtests/qos-test" --tap -k) \
-     > "$logs/qos-test.first.log" 2>&1; then
-  run_tap "qos-test" "$logs/qos-test.log" cat "$logs/qos-test.first.log"
-else
-  at=$(grep -m 1 -o 'child process ([^ ]*' "$logs/qos-test.first.log" | sed 's/.*(//')
-  xfails+=("qos-test: the first run failed at ${at:-an unnamed case}, run again (log: $logs/qos-test.first.log)")
-  xfailed=$((xfailed + 1))
-  run_tap "qos-test, second run" "$logs/qos-test.log" "$qtests/qos-test" --tap -k
-fi
-for t in $(git -C "$BUILD/qemu" diff --name-only --diff-filter=A abiguard-base HEAD -- 'tests/qtest/*-test.c'); do
-  t=$(basename "${t%.c}")
-  run_tap "$t" "$logs/$t.log" "$qtests/$t" --tap -k
-done
-
-# Upstream's qtests that migrate, plug PCI devices or use QMP the series
-# extends, as meson runs them (tests/qtest/meson.build), with /dev/kvm
-# hidden: guests make no progress under KVM here, and these tests pick KVM
-# whenever they can.  migration-test runs the subset in
-# UPSTREAM_MIGRATION_TESTS; make check-upstream runs all of it.  They run
-# one after the other in the background, beside the goldens, the stream
-# comparison and preflight, which leave the second core idle; the results
-# are counted after those.
+# qtest: the series' qtests, qos-test, and upstream's qtests that migrate,
+# plug PCI devices or use QMP the series extends.
+part_qtest() {
+  echo "== in-tree qtests, patched build"
+  # qos-test is upstream's suite.  Its vhost-user/reconnect case races under
+  # load (it gives the backend 5 s to get the memory table again), and a
+  # case that crashes ends the whole binary.  So a failed run gets one more
+  # run; the first failure stays listed with the expected failures.
+  if (cd "$BUILD/qemu-build" && timeout 900 "$qtests/qos-test" --tap -k) \
+       > "$logs/qos-test.first.log" 2>&1; then
+    run_tap "qos-test" "$logs/qos-test.log" cat "$logs/qos-test.first.log"
+  else
+    at=$(grep -m 1 -o 'child process ([^ ]*' "$logs/qos-test.first.log" | sed 's/.*(//')
+    xfails+=("qos-test: the first run failed at ${at:-an unnamed case}, run again (log: $logs/qos-test.first.log)")
+    xfailed=$((xfailed + 1))
+    run_tap "qos-test, second run" "$logs/qos-test.log" "$qtests/qos-test" --tap -k
+  fi
+  for t in $(series_qtests); do
+    run_tap "$t" "$logs/$t.log" "$qtests/$t" --tap -k
+  done
+  # Upstream's, as meson runs them (tests/qtest/meson.build), with /dev/kvm
+  # hidden: guests make no progress under KVM here, and these tests pick
+  # KVM whenever they can.  migration-test runs the subset in
+  # UPSTREAM_MIGRATION_TESTS; make check-upstream runs all of it.
+  background count_upstream_qtests run_upstream_qtests
+}
 upstream_tests=$(for t in $UPSTREAM_QTESTS_IN_CHECK; do [ $t = qos-test ] || echo $t; done)
 run_upstream_qtests() {
   local t args
@@ -83,63 +109,88 @@ run_upstream_qtests() {
     echo $? > "$logs/upstream-$t.rc"
   done
 }
-run_upstream_qtests &
-upstream_pid=$!
+count_upstream_qtests() {
+  echo "== upstream qtests that migrate, plug PCI devices or use QMP the series extends"
+  for t in $upstream_tests; do
+    count_tap "upstream: $t" "$logs/upstream-$t.log" "$(cat "$logs/upstream-$t.rc")"
+  done
+}
 
-echo "== guest ABI against the goldens (I1: stock machine types untouched)"
-golden=$TOP/tests/golden
-run_tap "golden: stock 10.0.2 machine types" "$logs/golden-stock.log" \
-  "$TOP/scripts/guest-abi-golden.py" check "$bin/qemu-patched" "$golden/stock-10.0.2"
-run_tap "golden: abiguard machine types" "$logs/golden-abiguard.log" \
-  "$TOP/scripts/guest-abi-golden.py" check "$bin/qemu-patched" "$golden/abiguard"
-# Negative control: a default changed by hand must make the golden test fail.
-neg=$logs/golden-negative
-mkdir -p "$neg" && cp "$golden/stock-10.0.2/pc-i440fx-7.2.txt" "$neg/"
-if ! "$TOP/scripts/guest-abi-golden.py" check "$bin/qemu-patched" "$neg" \
-       -- -global virtio-blk-device.discard=off > "$neg.log" 2>&1 &&
-   grep -q "pc-i440fx-7.2 cold 00:10.0 (blk): features only in golden: BLK_F_DISCARD" "$neg.log"; then
-  printf '%-48s %4d passed, %d failed\n' "golden: negative control (discard=off)" 1 0
-  passed=$((passed + 1))
-else
-  printf '%-48s %4d passed, %d failed\n' "golden: negative control (discard=off)" 0 1
-  failures+=("golden negative control: a changed default went unnoticed (see $neg.log)")
-  failed=$((failed + 1))
-fi
+# golden: I1, the guest ABI of every machine type against the goldens.
+part_golden() {
+  echo "== guest ABI against the goldens (I1: stock machine types untouched)"
+  local golden=$TOP/tests/golden neg=$logs/golden-negative
+  run_tap "golden: stock 10.0.2 machine types" "$logs/golden-stock.log" \
+    "$TOP/tests/guest-abi-golden.py" check "$bin/qemu-patched" "$golden/stock-10.0.2"
+  run_tap "golden: abiguard machine types" "$logs/golden-abiguard.log" \
+    "$TOP/tests/guest-abi-golden.py" check "$bin/qemu-patched" "$golden/abiguard"
+  # Negative control: a default changed by hand must make the test fail.
+  mkdir -p "$neg" && cp "$golden/stock-10.0.2/pc-i440fx-7.2.txt" "$neg/"
+  if ! "$TOP/tests/guest-abi-golden.py" check "$bin/qemu-patched" "$neg" \
+         -- -global virtio-blk-device.discard=off > "$neg.log" 2>&1 &&
+     grep -q "pc-i440fx-7.2 cold 00:10.0 (blk): features only in golden: BLK_F_DISCARD" "$neg.log"; then
+    printf '%-48s %4d passed, %d failed\n' "golden: negative control (discard=off)" 1 0
+    passed=$((passed + 1))
+  else
+    printf '%-48s %4d passed, %d failed\n' "golden: negative control (discard=off)" 0 1
+    failures+=("golden negative control: a changed default went unnoticed (see $neg.log)")
+    failed=$((failed + 1))
+  fi
+}
 
-echo "== migration stream against stock 10.0.2 (I1: stock machine types untouched)"
-run_tap "stream: stock machine types" "$logs/stream.log" \
-  "$TOP/scripts/migration-stream-compare.py" "$bin/qemu-stock-10.0.2" "$bin/qemu-patched"
+# stream: I1, the migration stream of stock machine types.
+part_stream() {
+  echo "== migration stream against stock 10.0.2 (I1: stock machine types untouched)"
+  run_tap "stream: stock machine types" "$logs/stream.log" \
+    "$TOP/tests/migration-stream-compare.py" "$bin/qemu-stock-10.0.2" "$bin/qemu-patched"
+}
 
-echo "== offered-only features: accepted exactly when stock accepts (I6)"
-run_tap "offered-only matrix" "$logs/offered-only.log" \
-  "$TOP/tests/offered-only-matrix.py" "$bin/qemu-stock-10.0.2" "$bin/qemu-patched"
+# offered: I6, differences only in what a device offers.
+part_offered() {
+  echo "== offered-only features: accepted exactly when stock accepts (I6)"
+  run_tap "offered-only matrix" "$logs/offered-only.log" \
+    "$TOP/tests/offered-only-matrix.py" "$bin/qemu-stock-10.0.2" "$bin/qemu-patched"
+}
 
-wait $upstream_pid
-echo "== upstream qtests that migrate, plug PCI devices or use QMP the series extends"
-for t in $upstream_tests; do
-  count_tap "upstream: $t" "$logs/upstream-$t.log" "$(cat "$logs/upstream-$t.rc")"
-done
+# libvirt: preflight and virsh migrate between libvirt hosts; they mostly
+# wait for libvirt and its idle guests.
+part_libvirt() {
+  background count_libvirt run_libvirt
+}
+run_libvirt() {
+  timeout 300 "$TOP/tests/preflight-test.sh" "$BUILD/old-host" "$bin/qemu-patched" \
+    > "$logs/preflight.log" 2>&1
+  echo $? > "$logs/preflight.rc"
+  timeout 900 "$TOP/tests/libvirt-migrate-test.sh" "$BUILD/old-host" "$bin/qemu-patched" \
+    "$BUILD/guest" > "$logs/libvirt.log" 2>&1
+  echo $? > "$logs/libvirt.rc"
+}
+count_libvirt() {
+  echo "== virsh migrate: old host (Debian 12: QEMU 7.2, libvirt 9.0), new hosts (patched, libvirt 11.3)"
+  count_tap "preflight: 10 domains, then virsh migrate" "$logs/preflight.log" "$(cat "$logs/preflight.rc")"
+  count_tap "libvirt" "$logs/libvirt.log" "$(cat "$logs/libvirt.rc")"
+}
 
-# The libvirt tests mostly wait for libvirt and its idle guests: they run
-# in the background, one after the other, beside the guest test.
-(timeout 300 "$TOP/tests/preflight-test.sh" "$BUILD/old-host" "$bin/qemu-patched" \
-   > "$logs/preflight.log" 2>&1; echo $? > "$logs/preflight.rc"
- timeout 900 "$TOP/tests/libvirt-migrate-test.sh" "$BUILD/old-host" "$bin/qemu-patched" \
-   "$BUILD/guest" > "$logs/libvirt.log" 2>&1; echo $? > "$logs/libvirt.rc") &
-libvirt_pid=$!
+# guest: a real Linux guest under I/O.
+part_guest() {
+  echo "== a real Linux guest under I/O, old host (stock 7.2) -> new host"
+  GUEST_ACCEL=$("$TOP/scripts/detect-accel.sh" "$bin/qemu-patched" "$BUILD/guest")
+  export GUEST_ACCEL
+  run_tap "guest migration" "$logs/guest.log" \
+    "$TOP/tests/guest-migrate-test.py" "$bin/qemu-stock-7.2" "$bin/qemu-patched" "$BUILD/guest"
+}
 
-echo "== a real Linux guest under I/O, old host (stock 7.2) -> new host"
-GUEST_ACCEL=$("$TOP/scripts/detect-accel.sh" "$bin/qemu-patched" "$BUILD/guest")
-export GUEST_ACCEL
-run_tap "guest migration" "$logs/guest.log" \
-  "$TOP/tests/guest-migrate-test.py" "$bin/qemu-stock-7.2" "$bin/qemu-patched" "$BUILD/guest"
-
-echo "== virsh migrate: old host (Debian 12: QEMU 7.2, libvirt 9.0), new hosts (patched, libvirt 11.3)"
-wait $libvirt_pid
-count_tap "preflight: 10 domains, then virsh migrate" "$logs/preflight.log" "$(cat "$logs/preflight.rc")"
-count_tap "libvirt" "$logs/libvirt.log" "$(cat "$logs/libvirt.rc")"
-
-echo "== cross-version migration matrix (source -> destination)"
+# matrix: the layout qtest between Debian's QEMUs and the patched build.
+part_matrix() {
+  echo "== cross-version migration matrix (source -> destination)"
+  local pair src dst
+  for pair in stock-7.2:patched stock-10.0.2:patched patched:stock-10.0.2; do
+    src=${pair%%:*} dst=${pair##*:}
+    QTEST_QEMU_BINARY_SRC=$(qemu_for "$src") QTEST_QEMU_BINARY_DST=$(qemu_for "$dst") \
+      run_tap "layout-migration $src -> $dst" "$logs/matrix-$src-$dst.log" \
+      "$qtests/virtio-layout-migration-test" --tap -k
+  done
+}
 # The build under test is named exactly as QTEST_QEMU_BINARY: the qtest
 # takes any other destination for an unpatched QEMU.
 qemu_for() {
@@ -149,12 +200,11 @@ qemu_for() {
     *) echo "$bin/qemu-$1" ;;
   esac
 }
-for pair in stock-7.2:patched stock-10.0.2:patched patched:stock-10.0.2; do
-  src=${pair%%:*} dst=${pair##*:}
-  QTEST_QEMU_BINARY_SRC=$(qemu_for "$src") QTEST_QEMU_BINARY_DST=$(qemu_for "$dst") \
-    run_tap "layout-migration $src -> $dst" "$logs/matrix-$src-$dst.log" \
-    "$qtests/virtio-layout-migration-test" --tap -k
+
+for part in $parts; do
+  "part_$part"
 done
+collect
 
 if [ ${#xfails[@]} -gt 0 ]; then
   echo "== expected failures (known limitations, with their reasons)"

@@ -68,14 +68,6 @@ class Host(guestabi.Vm):
                 bar = dev["regions"][0]
                 return bar["size"], bar["address"]
 
-    def wait_migration(self):
-        for _ in range(400):
-            status = self.cmd("query-migrate").get("status", "none")
-            if status in ("completed", "failed"):
-                return status
-            time.sleep(0.05)
-        return "timeout"
-
 
 def migrate(old_props, new_props, bar0, workdir, new_binary=NEW):
     disk = os.path.join(workdir, "disk.raw")
@@ -107,8 +99,8 @@ def migrate(old_props, new_props, bar0, workdir, new_binary=NEW):
         new.cmd("migrate-incoming", uri="unix:" + sock, **{"exit-on-error": False})
         say("   migrate ...")
         old.cmd("migrate", uri="unix:" + sock)
-        old.wait_migration()
-        status = new.wait_migration()
+        old.qmp.wait_migration(20)
+        status = new.qmp.wait_migration(20)["status"]
         return status, (size, addr), new
     finally:
         old.close()

@@ -8,5 +8,5 @@ set -euo pipefail
 tmp=$(mktemp -d) && trap 'rm -rf "$tmp"' EXIT
 list() { "$1" -machine help | awk '/^pc-(i440fx|q35)-/ {print $1}' | sort; }
 shared=$(comm -12 <(list "$1") <(list "$2"))
-"$TOP/scripts/guest-abi-golden.py" generate "$1" "$tmp" $shared > /dev/null
-"$TOP/scripts/guest-abi-golden.py" check "$2" "$tmp"
+"$TOP/tests/guest-abi-golden.py" generate "$1" "$tmp" $shared > /dev/null
+"$TOP/tests/guest-abi-golden.py" check "$2" "$tmp"

@@ -1,7 +1,6 @@
 """Guest-ABI fingerprints of PCI devices, from any QEMU >= 7.2.
 
-Imported by guest-abi-dump.py, guest-abi-golden.py, preflight.py and the
-tests.
+The harness's shared module, imported by its Python scripts and tests.
 
 A fingerprint is one line per PCI device: what a guest can see of it and
 what a running guest cannot change (no BAR addresses, no negotiated
@@ -68,6 +67,18 @@ class Qmp:
         if "error" in msg:
             raise RuntimeError("%s: %s" % (execute, msg["error"]["desc"]))
         return msg["return"]
+
+    def wait_migration(self, timeout=300):
+        """query-migrate once the migration has ended (completed, failed or
+        cancelled), or {"status": "timeout"} after @timeout seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            info = self.cmd("query-migrate")
+            if info.get("status") in ("completed", "failed", "cancelled"):
+                return info
+            if time.monotonic() > deadline:
+                return {"status": "timeout"}
+            time.sleep(0.01)
 
     def close(self):
         self.sock.close()
@@ -548,11 +559,7 @@ def dump(qemu, machine, hotplug, extra=()):
 def migrate_to_file(vm, path):
     """Migrate the VM to the file @path, through exec: (7.2 has no file:)."""
     vm.qmp.cmd("migrate", uri="exec:cat > %s" % shlex.quote(path))
-    for _ in range(600):
-        status = vm.qmp.cmd("query-migrate").get("status")
-        if status in ("completed", "failed"):
-            break
-        time.sleep(0.05)
+    status = vm.qmp.wait_migration(30)["status"]
     if status != "completed":
         raise RuntimeError("migration to %s %s" % (path, status))
 

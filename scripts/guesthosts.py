@@ -85,15 +85,6 @@ class Host:
         self.qmp = guestabi.Qmp(self.qmp_path)
         self.console = Console(ser)
 
-    def wait_migration(self, timeout=300):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            st = self.qmp.cmd("query-migrate").get("status")
-            if st in ("completed", "failed", "cancelled"):
-                return st
-            time.sleep(0.1)
-        return "timeout"
-
     def close(self):
         if self.proc.poll() is None:
             self.proc.kill()

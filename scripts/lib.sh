@@ -22,6 +22,13 @@ QEMU_CONFIGURE_FLAGS=(--target-list=x86_64-softmmu --enable-kvm --enable-tcg
   --enable-slirp --enable-fdt=system --disable-install-blobs --disable-docs
   --python=/usr/bin/python3 --firmwarepath=$QEMU_FIRMWAREPATH)
 
+# The qtests the series adds, in the tree TREE (default build/qemu) as
+# checked out: make check, check-sanitizers and the builds run these.
+series_qtests() {
+  git -C "${1:-$BUILD/qemu}" diff --name-only --diff-filter=A abiguard-base HEAD -- \
+    'tests/qtest/*-test.c' | sed 's#^tests/qtest/##; s#\.c$##'
+}
+
 # Upstream's qtests that make check runs on the patched build: those that
 # migrate, plug PCI devices or answer QMP the series extends.  The whole
 # suite runs in make check-upstream (docs/upstream-qtests.md).

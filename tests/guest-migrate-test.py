@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "scripts"))
 from guesthosts import (BLOCK, Run, TwoHosts,  # noqa: E402
                         progress, read_block)
+from tap import Tap  # noqa: E402
 
 def fill(host, first, count):
     """Random data into blocks first.., synced to the disk."""
@@ -74,7 +75,7 @@ def scenario_a(hosts, wd, qemu_old, qemu_new, machine, hotplug):
         before = progress(run.old)
         t0 = time.monotonic()
         run.migrate()
-        status = run.old.wait_migration()
+        status = run.old.qmp.wait_migration()["status"]
         if status != "completed":
             return ["migration %s" % status], ""
         secs = time.monotonic() - t0
@@ -120,7 +121,7 @@ def scenario_b(hosts, wd, qemu_old, qemu_new):
         run.start_writer()
         run.start_new(qemu_new, "virtio-blk-pci,id=disk1,drive=d1,addr=0xb")
         run.migrate()
-        status = run.old.wait_migration()
+        status = run.old.qmp.wait_migration()["status"]
         if status != "failed":
             failures.append("migration %s on the source, expected failed"
                             % status)
@@ -149,7 +150,7 @@ def scenario_c(hosts, wd, qemu_new):
         run.start_writer()
         run.start_new(qemu_new)
         run.migrate()
-        status = run.old.wait_migration()
+        status = run.old.qmp.wait_migration()["status"]
         if status != "completed":
             return ["migration %s" % status], ""
         discard(run.new, 1152, 64, secure=True)
@@ -169,7 +170,7 @@ def migrate_refused_early(run, failures):
     run.old.qmp.cmd("migrate-set-parameters", **{"max-bandwidth": 32 << 20})
     t0 = time.monotonic()
     run.migrate()
-    status = run.old.wait_migration()
+    status = run.old.qmp.wait_migration()["status"]
     secs = time.monotonic() - t0
     if status != "failed" or secs > 1:
         failures.append("migration %s after %.2f s on the source, "
@@ -242,7 +243,7 @@ def scenario_g(hosts, wd, qemu_new):
         run.start_writer()
         run.start_new(qemu_new, "virtio-blk-pci,id=disk1,drive=d1,addr=0xb")
         run.migrate()
-        status = run.old.wait_migration()
+        status = run.old.qmp.wait_migration()["status"]
         if status != "completed":
             return ["migration %s" % status], ""
         check_running(run.new, failures)
@@ -278,7 +279,7 @@ def scenario_d(hosts, wd, qemu_old, qemu_new, how):
         else:
             run.old.qmp.cmd("migrate_cancel")
             want = "cancelled"
-        status = run.old.wait_migration()
+        status = run.old.qmp.wait_migration()["status"]
         if status != want:
             failures.append("migration %s, expected %s" % (status, want))
         check_running(run.old, failures)
@@ -318,26 +319,17 @@ def main(argv):
          "migrates",
          lambda h, wd: scenario_g(h, wd, new)),
     ]
-    print("1..%d" % len(cases))
-    failed = 0
+    tap = Tap(len(cases))
     with TwoHosts() as hosts:
-        for n, (name, fn) in enumerate(cases, 1):
+        for name, fn in cases:
             with tempfile.TemporaryDirectory(prefix="abiguard-guest-") as wd:
                 try:
                     failures, summary = fn(hosts, wd)
                 except (RuntimeError, OSError, AssertionError,
                         subprocess.TimeoutExpired) as e:
                     failures, summary = [str(e)], ""
-            if failures:
-                failed += 1
-                print("not ok %d %s" % (n, name))
-                for f in failures:
-                    print("# " + f)
-            else:
-                print("ok %d %s" % (n, name))
-                print("# " + summary)
-            sys.stdout.flush()
-    return 1 if failed else 0
+            tap.result(not failures, name, failures or [summary])
+    return tap.done()
 
 
 if __name__ == "__main__":

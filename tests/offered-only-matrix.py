@@ -17,11 +17,11 @@ table as comments (docs/offered-only-matrix.md).
 import os
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "scripts"))
 import guestabi  # noqa: E402
+from tap import Tap  # noqa: E402
 
 STOCK_MACHINE = "pc-i440fx-7.2"
 ABIGUARD = ["pc-i440fx-10.0-abiguard1", "pc-q35-10.0-abiguard1"]
@@ -60,18 +60,13 @@ def migrate(src_qemu, dst_qemu, machine, src_devs, dst_devs, workdir):
                         ["-incoming", "defer"], qtest=False) as dst:
         dst.qmp.cmd("migrate-incoming", uri=uri, **{"exit-on-error": False})
         src.qmp.cmd("migrate", uri=uri)
-        for _ in range(400):
-            status = dst.qmp.cmd("query-migrate").get("status")
-            if status in ("completed", "failed"):
-                break
-            time.sleep(0.05)
-        info = dst.qmp.cmd("query-migrate")
-        return (status, info.get("__invalid.abiguard_accepted-differences", []),
+        info = dst.qmp.wait_migration(20)
+        return (info["status"], info.get("__invalid.abiguard_accepted-differences", []),
                 info.get("error-desc", ""))
 
 
 def main(stock, patched):
-    n = failed = 0
+    tap = Tap()
     rows = []
     with tempfile.TemporaryDirectory(prefix="abiguard-offered-") as workdir:
         for name, src_devs, dst_devs in DIFFERENCES:
@@ -99,11 +94,8 @@ def main(stock, patched):
                     # the patched destination says why, naming the backend
                     ok = ok and REFUSAL in desc
                     said = " (%s)" % REFUSAL
-                n += 1
-                failed += not ok
-                print("%s %d %s: %s on %s: %s, stock %s%s"
-                      % ("ok" if ok else "not ok", n, name, pair, machine,
-                         status, reference, said), flush=True)
+                tap.result(ok, "%s: %s on %s: %s, stock %s%s"
+                           % (name, pair, machine, status, reference, said))
                 cells.append(status + ("+noted" if status == "completed"
                                        and said else "+named" if said else ""))
             rows.append((name, cells))
@@ -113,8 +105,7 @@ def main(stock, patched):
     print("# | --- | --- | --- | --- | --- | --- |")
     for name, cells in rows:
         print("# | %s | %s |" % (name, " | ".join(cells)))
-    print("1..%d" % n)
-    return 1 if failed else 0
+    return tap.done()
 
 
 if __name__ == "__main__":

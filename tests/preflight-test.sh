@@ -11,8 +11,7 @@ set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 old_root=$(realpath "$1") new_qemu=$(realpath "$2") guest=
 tmp=$(mktemp -d /tmp/abiguard-preflight-XXXXXX)
-n=0 fail=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n $2"; else echo "not ok $n $2"; fail=1; fi; return "$1"; }
+. "$(dirname "$0")/tap.sh"
 . "$(dirname "$0")/libvirt-hosts.sh"
 trap hosts_down EXIT
 preflight() { "$top/scripts/preflight.py" "$@"; }
@@ -84,7 +83,7 @@ for d in "${domains[@]}"; do
   from[$name]=$host expected[$name]=$want
   domain "$name" "$machine" "$flavour" "$devices"
   virsh -q -c "$(uri "$host")" create "$tmp/$name.xml" > "$tmp/$name.create" 2>&1 ||
-    { ok 1 "$name starts on the $host host"; sed 's/^/# /' "$tmp/$name.create"; }
+    { tap_ok 1 "$name starts on the $host host"; sed 's/^/# /' "$tmp/$name.create"; }
 done
 names=$(printf '%s\n' "${!from[@]}" | sort)
 
@@ -106,7 +105,7 @@ for run in old-cold old new2; do
   rc=$? ms=$((($(date +%s%N) - t0) / 1000000))
   count=$(/usr/bin/python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$tmp/$run.json" 2>/dev/null)
   echo "| preflight --all, $run | $count | $ms ms |" >> "$tmp/timings"
-  [ "$rc" = 1 ]; ok $? "preflight --all from the $h host ($run): $count domains in $ms ms, exit status 1, a domain is refused (got $rc)" ||
+  [ "$rc" = 1 ]; tap_ok $? "preflight --all from the $h host ($run): $count domains in $ms ms, exit status 1, a domain is refused (got $rc)" ||
     sed 's/^/# /' "$tmp/$run.err"
 done
 result() { # domain field
@@ -121,7 +120,7 @@ for r in json.load(open(sys.argv[1])):
 for h in old new new2; do
   state $h > "$tmp/$h.after"
   diff "$tmp/$h.before" "$tmp/$h.after" > "$tmp/$h.diff"
-  ok $? "after the preflight the $h host is as before: domains, pools, files, processes" ||
+  tap_ok $? "after the preflight the $h host is as before: domains, pools, files, processes" ||
     sed 's/^/# /' "$tmp/$h.diff"
 done
 
@@ -131,9 +130,9 @@ rc=$?
 sed 's/^/# /' "$tmp/p03.out"
 [ $rc = 1 ] && grep -qx "abg-p03: refused" "$tmp/p03.out" &&
   grep -q "virtio-blk-pci 'virtio-disk0' at 0000:00:0[0-9a-f].0: BAR0: source I/O, 64 bytes; here I/O, 128 bytes" "$tmp/p03.out"
-ok $? "incident: refused, BAR0 64 bytes on the source and 128 here (exit status $rc)"
+tap_ok $? "incident: refused, BAR0 64 bytes on the source and 128 here (exit status $rc)"
 grep -c "<qemu:property name='discard' type='bool' value='false'/>" "$tmp/p03.out" | grep -qx 2
-ok $? "incident: the remedy sets discard=off on each of the two disks, as qemu:override XML"
+tap_ok $? "incident: the remedy sets discard=off on each of the two disks, as qemu:override XML"
 # the remedy applied: the preflight then says it migrates, and it does
 /usr/bin/python3 - "$tmp/p03.out" "$tmp/abg-p03.xml" > "$tmp/abg-p03-fixed.xml" <<'PY'
 import re, sys
@@ -146,30 +145,30 @@ PY
 preflight --from "$(uri old)" --to "$(uri new)" --xml "$tmp/abg-p03-fixed.xml" abg-p03 > "$tmp/p03-fixed.out" 2>&1
 rc=$?
 [ $rc = 0 ] && grep -qx "abg-p03: migrates" "$tmp/p03-fixed.out"
-ok $? "incident: with the remedy in the XML, the preflight says it migrates (exit status $rc)" ||
+tap_ok $? "incident: with the remedy in the XML, the preflight says it migrates (exit status $rc)" ||
   sed 's/^/# /' "$tmp/p03-fixed.out"
 
 # Errors: one line, exit status 2, nothing left behind.
 preflight --from "$(uri old)" --to "$(uri new)" abg-nosuch > "$tmp/nosuch.out" 2>&1
 rc=$?
 [ $rc = 2 ] && [ "$(wc -l < "$tmp/nosuch.out")" = 1 ] && grep -q "^preflight: .*abg-nosuch" "$tmp/nosuch.out"
-ok $? "no such domain: one line, exit status 2 (got $rc: $(cat "$tmp/nosuch.out"))"
+tap_ok $? "no such domain: one line, exit status 2 (got $rc: $(cat "$tmp/nosuch.out"))"
 preflight --from "$(uri old)" --to "$(uri old)" abg-p01 > "$tmp/stock.out" 2>&1
 rc=$?
 [ $rc = 2 ] && grep -qx "abg-p01: error: the destination's QEMU cannot compare guest ABIs (it lacks __invalid.abiguard_guest-abi-compare): it is not patched" "$tmp/stock.out"
-ok $? "a stock destination: said so, exit status 2 (got $rc: $(cat "$tmp/stock.out"))"
+tap_ok $? "a stock destination: said so, exit status 2 (got $rc: $(cat "$tmp/stock.out"))"
 for delay in 0.3 0.6 0.9; do
   "$top/scripts/preflight.py" --from "$(uri old)" --to "$(uri new)" abg-p02 > /dev/null 2>&1 &
   pf=$!
   sleep $delay; kill -TERM $pf 2>/dev/null; wait $pf 2>/dev/null
   state new > "$tmp/new.interrupted"
   diff -q "$tmp/new.before" "$tmp/new.interrupted" > /dev/null
-  ok $? "interrupted after ${delay}s: the new host is as before" ||
+  tap_ok $? "interrupted after ${delay}s: the new host is as before" ||
     diff "$tmp/new.before" "$tmp/new.interrupted" | sed 's/^/# /'
 done
 state old > "$tmp/old.after-errors"
 diff -q "$tmp/old.before" "$tmp/old.after-errors" > /dev/null
-ok $? "after the errors the old host is as before"
+tap_ok $? "after the errors the old host is as before"
 
 # What virsh migrate then does, domain by domain.
 agree=0
@@ -185,7 +184,7 @@ for name in $names; do
   echo "| $name from ${from[$name]}: preflight $said, virsh migrate $did | 1 | $(result "$name" seconds) s; virsh migrate $((($(date +%s%N) - t0) / 1000000)) ms |" >> "$tmp/timings"
   case $said in with-notes) said_kind=migrates ;; *) said_kind=$said ;; esac
   [ "$said_kind" = "$did" ] && [ "$said" = "${expected[$name]}" ]
-  ok $? "$name (from ${from[$name]}): preflight '$said', virsh migrate $did, expected ${expected[$name]}" &&
+  tap_ok $? "$name (from ${from[$name]}): preflight '$said', virsh migrate $did, expected ${expected[$name]}" &&
     agree=$((agree + 1))
   [ "$did" = refused ] && sed 's/^/#   virsh: /' "$tmp/$name.migrate" | head -n 2
   virsh -q -c "$(uri new)" destroy "$name" > /dev/null 2>&1
@@ -193,5 +192,4 @@ done
 echo "# preflight: verdict = virsh migrate for $agree of $(echo "$names" | wc -l) domains"
 sed 's/^/# /' "$tmp/timings"
 [ -z "${PREFLIGHT_TIMINGS:-}" ] || cp "$tmp/timings" "$PREFLIGHT_TIMINGS"
-echo "1..$n"
-exit $fail
+tap_done

@@ -17,8 +17,10 @@ import struct
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "scripts"))
 import guestabi  # noqa: E402
+from tap import Tap  # noqa: E402
 
 MACHINES = ["pc-i440fx-3.1", "pc-i440fx-7.2", "pc-q35-7.2",
             "pc-i440fx-10.0", "pc-q35-10.0"]
@@ -56,23 +58,19 @@ def compare(a, b):
 
 def main():
     stock, patched = sys.argv[1:3]
-    results = []
+    tap = Tap(len(MACHINES) + 1)
     for machine in MACHINES:
         diff = compare(save(stock, machine), save(patched, machine))
-        results.append((diff is None, "%s: patched stream = stock 10.0.2 "
-                        "stream%s" % (machine, "" if diff is None else
-                                      " (%s)" % diff)))
+        tap.result(diff is None, "%s: patched stream = stock 10.0.2 stream%s"
+                   % (machine, "" if diff is None else " (%s)" % diff))
     # control: the early section, forced on, must be noticed
     machine = "pc-q35-10.0"
     on = save(patched, machine, ["-global", "migration.send-guest-abi=on"])
     diff = compare(save(stock, machine), on)
-    results.append((diff is not None and b"pci-guest-abi" in on,
-                    "%s: control with send-guest-abi=on is told apart (%s)"
-                    % (machine, diff)))
-    print("1..%d" % len(results))
-    for i, (ok, text) in enumerate(results, 1):
-        print("%s %d - %s" % ("ok" if ok else "not ok", i, text))
-    return 0 if all(ok for ok, _ in results) else 1
+    tap.result(diff is not None and b"pci-guest-abi" in on,
+               "%s: control with send-guest-abi=on is told apart (%s)"
+               % (machine, diff))
+    return tap.done()
 
 
 if __name__ == "__main__":

@@ -17,7 +17,10 @@ Regenerate: make goldens.
 import os
 import sys
 
-import guestabi
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "scripts"))
+import guestabi  # noqa: E402
+from tap import Tap  # noqa: E402
 
 
 def dump_both(qemu, machine, extra=()):
@@ -53,9 +56,8 @@ def generate(qemu, outdir, wanted):
 
 def check(qemu, golddir, extra):
     files = sorted(f for f in os.listdir(golddir) if f.endswith(".txt"))
-    print("1..%d" % len(files))
-    failed = 0
-    for n, name in enumerate(files, 1):
+    tap = Tap(len(files))
+    for name in files:
         machine = name[:-4]
         with open(os.path.join(golddir, name)) as f:
             golden = sections(f.read().splitlines())
@@ -68,14 +70,8 @@ def check(qemu, golddir, extra):
                                          now.get(plug, []))]
         except RuntimeError as e:
             report = ["%s: %s" % (machine, e)]
-        if report:
-            failed += 1
-            print("not ok %d %s" % (n, machine))
-            for line in report:
-                print("# " + line)
-        else:
-            print("ok %d %s" % (n, machine))
-    return 1 if failed else 0
+        tap.result(not report, machine, report)
+    return tap.done()
 
 
 def main(argv):

@@ -29,6 +29,22 @@ fi
 # and undefined behaviour are findings too.  SECONDS 0: the corpus only.
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+# Each finding of this run, grouped by what it is: the first line of the
+# report it gives when run again (the assertion, the sanitizer's line, or
+# libFuzzer's; values from the input shown as N), with the number of
+# inputs and one of them.
+what_each_finding_is() {
+  local target=$1 dir=$2 f what
+  find "$dir/findings" -type f -newer "$dir/started" | sort | while read -r f; do
+    what=$(timeout 60 "$fuzzer" --fuzz-target="$target" -timeout=10 "$f" 2>&1 |
+           grep -m 1 -E 'Assertion|runtime error|ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)' |
+           perl -pe 's/^==\d+== *//; s#^.*\.\./qemu/##; s/(?<![:\w])(0x[0-9a-f]+|\d{3,})\b/N/g')
+    printf '%s\t%s\n' "${what:-no report when run again}" "$f"
+  done | sort | awk -F '\t' '
+    $1 != what { if (n) printf "  %4d x %s\n         e.g. %s\n", n, what, example; what = $1; n = 0; example = $2 }
+    { n++ } END { if (n) printf "  %4d x %s\n         e.g. %s\n", n, what, example }'
+}
+
 status=0
 for target in ${*:-$(ls "$seeds")}; do
   dir=$BUILD/fuzz/$target
@@ -53,7 +69,6 @@ for target in ${*:-$(ls "$seeds")}; do
   findings=$(find "$dir/findings" -type f -newer "$dir/started" | wc -l)
   printf '%-36s %9s executions in %s s, %6s edges, %d findings\n' \
     "$target" "${execs:-?}" "$(($(date +%s) - start))" "${cov:-?}" "$findings"
-  [ "$findings" = 0 ] ||
-    { status=1; find "$dir/findings" -type f -newer "$dir/started" | sed 's/^/  /'; }
+  [ "$findings" = 0 ] || { status=1; what_each_finding_is "$target" "$dir"; }
 done
 exit $status

@@ -5,7 +5,8 @@
 # Debian's 10.0.2 and the patched build (make-fuzz-corpus.py), and runs
 # each fuzz target for SECONDS.  Prints, per target, the executions, the
 # coverage (edges) and the findings, which libFuzzer writes to
-# build/fuzz/<target>/findings/.
+# build/fuzz/<target>/findings/, and plots the coverage over time
+# (build/fuzz/coverage.svg).
 # Usage: fuzz.sh [SECONDS per target, default 60; 0: the corpus only] [TARGET...]
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -45,7 +46,7 @@ what_each_finding_is() {
     { n++ } END { if (n) printf "  %4d x %s\n         e.g. %s\n", n, what, example }'
 }
 
-status=0
+status=0 logs=()
 for target in ${*:-$(ls "$seeds")}; do
   dir=$BUILD/fuzz/$target
   mkdir -p "$dir/corpus" "$dir/findings"
@@ -70,5 +71,10 @@ for target in ${*:-$(ls "$seeds")}; do
   printf '%-36s %9s executions in %s s, %6s edges, %d findings\n' \
     "$target" "${execs:-?}" "$(($(date +%s) - start))" "${cov:-?}" "$findings"
   [ "$findings" = 0 ] || { status=1; what_each_finding_is "$target" "$dir"; }
+  logs+=("$dir/log")
 done
+if [ "$seconds" != 0 ]; then
+  "$TOP/scripts/plot-fuzz-coverage.py" "$BUILD/fuzz/coverage.svg" "${logs[@]}"
+  log "coverage over time: $BUILD/fuzz/coverage.svg"
+fi
 exit $status

@@ -32,15 +32,17 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 # Each finding of this run, grouped by what it is: the first line of the
 # report it gives when run again (the assertion, the sanitizer's line, or
-# libFuzzer's; values from the input shown as N), with the number of
-# inputs and one of them.
+# libFuzzer's; values from the input shown as N), and whether the input
+# loaded (a destination whose load failed would not have run on), with
+# the number of inputs and one of them.
 what_each_finding_is() {
-  local target=$1 dir=$2 f what
+  local target=$1 dir=$2 f out what load
   find "$dir/findings" -type f -newer "$dir/started" | sort | while read -r f; do
-    what=$(timeout 60 "$fuzzer" --fuzz-target="$target" -timeout=10 "$f" 2>&1 |
-           grep -m 1 -E 'Assertion|runtime error|ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)' |
+    out=$(FUZZ_SAY_LOAD=1 timeout 60 "$fuzzer" --fuzz-target="$target" -timeout=10 "$f" 2>&1)
+    what=$(grep -m 1 -E 'Assertion|runtime error|ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)' <<< "$out" |
            perl -pe 's/^==\d+== *//; s#^.*\.\./qemu/##; s/(?<![:\w])(0x[0-9a-f]+|\d{3,})\b/N/g')
-    printf '%s\t%s\n' "${what:-no report when run again}" "$f"
+    load=$(grep -m 1 -o 'the load \(completed\|failed\)' <<< "$out" | cut -d' ' -f3)
+    printf '%s (load %s)\t%s\n' "${what:-no report when run again}" "${load:-not finished}" "$f"
   done | sort | awk -F '\t' '
     $1 != what { if (n) printf "  %4d x %s\n         e.g. %s\n", n, what, example; what = $1; n = 0; example = $2 }
     { n++ } END { if (n) printf "  %4d x %s\n         e.g. %s\n", n, what, example }'

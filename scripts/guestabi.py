@@ -24,6 +24,7 @@ import re
 import shlex
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import time
@@ -562,6 +563,17 @@ def migrate_to_file(vm, path):
     status = vm.qmp.wait_migration(30)["status"]
     if status != "completed":
         raise RuntimeError("migration to %s %s" % (path, status))
+
+
+def vmdesc_offset(stream):
+    """Where the JSON description at the end of a migration stream starts:
+    the offset of its QEMU_VM_VMDESCRIPTION byte (0x06), which a be32
+    length of the JSON up to the stream's end follows."""
+    for start in range(len(stream) - 5, 0, -1):
+        if stream[start] == 0x06 and \
+           struct.unpack_from(">I", stream, start + 1)[0] == len(stream) - start - 5:
+            return start
+    raise RuntimeError("no JSON description at the end of the stream")
 
 
 def machines(qemu):

@@ -46,7 +46,7 @@ def target_args(fuzzer, target):
 
 
 # migration/savevm.c and migration/ram.c
-SECTION_PART, SECTION_END, COMMAND, EOF, VMDESC = 0x02, 0x03, 0x08, 0x00, 0x06
+SECTION_PART, SECTION_END, COMMAND = 0x02, 0x03, 0x08
 SECTION_FOOTER = 0x7e
 RAM_MEM_SIZE, RAM_ZERO, RAM_PAGE, RAM_EOS, RAM_CONTINUE = 0x04, 0x02, 0x08, 0x10, 0x20
 PAGE_SIZE = 4096
@@ -59,7 +59,8 @@ def device_state(stream):
     after its end, which a destination skips.
 
     Knows the precopy RAM format of a stream written with default
-    capabilities, as the seed sources write it; raises ValueError otherwise.
+    capabilities, as the seed sources write it; raises ValueError (or
+    RuntimeError, for the description) otherwise.
     """
     start = RAM_START.search(stream)
     if not start:
@@ -84,12 +85,7 @@ def device_state(stream):
             pos = skip_ram_pages(stream, pos) + 5       # and its footer
             break
     out += stream[pos:]
-    # EOF, then VMDESC, its length, and the JSON up to the stream's end
-    for vmdesc in range(len(out) - 5, 0, -1):
-        if out[vmdesc - 1:vmdesc + 1] == bytes([EOF, VMDESC]) and \
-           struct.unpack_from(">I", out, vmdesc + 1)[0] == len(out) - vmdesc - 5:
-            return out[:vmdesc]
-    raise ValueError("no JSON description after the end")
+    return out[:guestabi.vmdesc_offset(out)]
 
 
 def skip_ram_pages(stream, pos):

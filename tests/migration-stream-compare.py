@@ -13,7 +13,6 @@ told apart.  Prints TAP.
 """
 import json
 import os
-import struct
 import sys
 import tempfile
 
@@ -24,7 +23,6 @@ from tap import Tap  # noqa: E402
 
 MACHINES = ["pc-i440fx-3.1", "pc-i440fx-7.2", "pc-q35-7.2",
             "pc-i440fx-10.0", "pc-q35-10.0"]
-QEMU_VM_VMDESCRIPTION = 0x06
 
 
 def save(qemu, machine, extra=()):
@@ -38,13 +36,7 @@ def save(qemu, machine, extra=()):
 
 def vmdesc(stream):
     """The JSON description at the end of a stream."""
-    for start in range(len(stream) - 5, 0, -1):
-        if stream[start] != QEMU_VM_VMDESCRIPTION:
-            continue
-        length = struct.unpack(">I", stream[start + 1:start + 5])[0]
-        if start + 5 + length == len(stream):
-            return json.loads(stream[start + 5:])
-    raise RuntimeError("no vmdesc at the end of the stream")
+    return json.loads(stream[guestabi.vmdesc_offset(stream) + 5:])
 
 
 def compare(a, b):

@@ -167,8 +167,8 @@ def main():
                         say("     and on its stderr:")
                         for line in lines:
                             say("     " + line)
-                    found = re.search(r"start this device with (\S+) to match "
-                                      r"the source", desc)
+                    found = re.search(r"start this device with (\S+)$",
+                                      desc)
                     if found:
                         remedy = found.group(1)
                 # The patched host must refuse wherever the guest put BAR0.

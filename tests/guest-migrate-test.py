@@ -130,8 +130,7 @@ def scenario_b(hosts, wd, qemu_old, qemu_new):
             "64 bytes on the source but 128 bytes here: device config is "
             "36 bytes on the source, 57 here (offered here, not by the "
             "source: VIRTIO_BLK_F_DISCARD, VIRTIO_BLK_F_WRITE_ZEROES); "
-            "start this device with discard=off,write-zeroes=off to match "
-            "the source"], failures)
+            "start this device with discard=off,write-zeroes=off"], failures)
         return failures[:5], ("the guest put BAR0 at %s; refused; the source "
                               "went on to %d blocks" % (bar, total))
     finally:

@@ -4,10 +4,11 @@
 BUILD := $(CURDIR)/build
 SCRIPTS := $(CURDIR)/scripts
 export BUILD
+include versions
 
-.PHONY: all setup fetch peers old-host tree build wrappers guest env demo check \
+.PHONY: all setup fetch peers old-host debian13-hosts tree build wrappers unpatched guest env demo check \
         check-qtest check-golden check-stream check-offered check-libvirt \
-        check-guest check-matrix \
+        check-guest check-matrix check-base102 build-10.2 \
         check-upstream check-sanitizers fuzz bench bench-preflight goldens export \
         checkpatch bisect-check clean
 
@@ -27,6 +28,12 @@ peers: setup
 old-host: setup
 	@$(SCRIPTS)/make-old-host.sh
 
+# Debian 13's QEMUs (10.0.13 from trixie, 11.1.3 from trixie-backports),
+# each in a Debian 13 root: the newer peers of the release matrix.
+debian13-hosts: setup
+	@$(SCRIPTS)/make-debian13-host.sh $(PEER_DEBIAN13_VERSION) trixie
+	@$(SCRIPTS)/make-debian13-host.sh $(PEER_DEBIAN13_BACKPORTS_VERSION) trixie-backports
+
 tree: fetch
 	@$(SCRIPTS)/make-tree.sh
 
@@ -34,6 +41,16 @@ build: tree peers
 	@$(SCRIPTS)/build-qemu.sh
 
 wrappers: build peers
+	@$(SCRIPTS)/make-wrappers.sh
+
+# The second base, QEMU 10.2.2 with patches/10.2/.
+build-10.2:
+	@$(MAKE) --no-print-directory build BASE=10.2
+
+# The base's tree with only the build fix, built: upstream's qtests' control,
+# and I1's reference on 10.2 (make unpatched BASE=10.2).
+unpatched: tree peers
+	@$(SCRIPTS)/build-unpatched.sh
 	@$(SCRIPTS)/make-wrappers.sh
 
 guest: setup
@@ -47,11 +64,13 @@ demo: wrappers
 
 # make check runs all its parts (scripts/check.sh says what each covers,
 # and their order); make check-PART runs one.
-check: wrappers guest old-host
+check: build-10.2 debian13-hosts wrappers guest old-host
 	@$(SCRIPTS)/check.sh
 
 check-qtest check-golden check-stream check-offered check-matrix: wrappers
 	@$(SCRIPTS)/check.sh $(@:check-%=%)
+check-base102: build-10.2 debian13-hosts wrappers
+	@$(SCRIPTS)/check.sh base102
 check-guest: wrappers guest
 	@$(SCRIPTS)/check.sh guest
 check-libvirt: wrappers guest old-host

@@ -4,10 +4,10 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-tree=$BUILD/qemu
-# Same relative layout as build/qemu and build/qemu-build, for ccache.
-wt=$BUILD/bisect/qemu
-out=$BUILD/bisect/qemu-build
+tree=$BASE_BUILD/qemu
+# Same relative layout as the base's qemu and qemu-build, for ccache.
+wt=$BASE_BUILD/bisect/qemu
+out=$BASE_BUILD/bisect/qemu-build
 
 git -C "$tree" worktree prune
 [ -d "$wt" ] || git -C "$tree" worktree add -q --detach "$wt" abiguard-base
@@ -16,14 +16,14 @@ for c in $(git -C "$tree" rev-list --reverse abiguard-base..HEAD); do
   git -C "$wt" checkout -q --detach "$c"
   if [ ! -f "$out/build.ninja" ]; then
     mkdir -p "$out"
-    (cd "$out" && "$wt/configure" "${QEMU_CONFIGURE_FLAGS[@]}") > "$BUILD/bisect-configure.log" 2>&1 ||
-      die "configure failed at '$subject'; see $BUILD/bisect-configure.log"
+    (cd "$out" && "$wt/configure" "${QEMU_CONFIGURE_FLAGS[@]}") > "$BASE_BUILD/bisect-configure.log" 2>&1 ||
+      die "configure failed at '$subject'; see $BASE_BUILD/bisect-configure.log"
   fi
   targets="qemu-system-x86_64 $(printf 'tests/qtest/%s ' qos-test $(series_qtests "$wt"))"
-  if ninja -C "$out" $targets > "$BUILD/bisect-ninja.log" 2>&1; then
+  if ninja -C "$out" $targets > "$BASE_BUILD/bisect-ninja.log" 2>&1; then
     echo "builds: $subject"
   else
-    die "'$subject' does not build on its own; see $BUILD/bisect-ninja.log"
+    die "'$subject' does not build on its own; see $BASE_BUILD/bisect-ninja.log"
   fi
 done
 echo "every patch of the series builds"

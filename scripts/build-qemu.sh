@@ -5,14 +5,15 @@
 # everything (every qtest upstream has for x86_64).
 # Usage: build-qemu.sh [--all | --only] [TARGET...]
 # (--only: just the TARGETs)
-# The tree is build/qemu (patched) unless QEMU_SRC and QEMU_OUT say
-# otherwise; keep QEMU_SRC's parent laid out like build/ for ccache.
+# The tree is the base's (build/qemu, or build/10.2/qemu with BASE=10.2),
+# patched, unless QEMU_SRC and QEMU_OUT say otherwise; keep QEMU_SRC's
+# parent laid out like build/ for ccache.
 # EXTRA_CONFIGURE_FLAGS adds to the configure flags (sanitizers, fuzzing).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-src=${QEMU_SRC:-$BUILD/qemu}
-out=${QEMU_OUT:-$BUILD/qemu-build}
+src=${QEMU_SRC:-$BASE_BUILD/qemu}
+out=${QEMU_OUT:-$BASE_BUILD/qemu-build}
 all=0 only=0
 if [ "${1:-}" = --all ]; then all=1; shift; fi
 if [ "${1:-}" = --only ]; then only=1; shift; fi
@@ -21,15 +22,15 @@ if [ "${1:-}" = --only ]; then only=1; shift; fi
 if [ ! -f "$out/build.ninja" ]; then
   log "configuring QEMU in $out"
   rm -rf "$out" && mkdir -p "$out"
-  (cd "$out" && "$src/configure" "${QEMU_CONFIGURE_FLAGS[@]}" ${EXTRA_CONFIGURE_FLAGS:-}) > "$BUILD/configure.log" 2>&1 ||
-    { rm -f "$out/build.ninja"; die "configure failed; see $BUILD/configure.log"; }
+  (cd "$out" && "$src/configure" "${QEMU_CONFIGURE_FLAGS[@]}" ${EXTRA_CONFIGURE_FLAGS:-}) > "$out.configure.log" 2>&1 ||
+    { rm -f "$out/build.ninja"; die "configure failed; see $out.configure.log"; }
 fi
 
 # A build-tree QEMU looks for firmware under qemu-bundle/<firmwarepath>.
-# The repacked tarball has no ROMs, so use what Debian ships for the same
-# version (qemu-system-data of the stock 10.0.2 peer: kvmvapic.bin,
+# The repacked tarball has no ROMs, so use what Debian ships for 10.0.2
+# (qemu-system-data of the stock 10.0.2 peer: kvmvapic.bin,
 # linuxboot_dma.bin, ... and links to seabios and ipxe-qemu), so that the
-# patched and stock builds load identical ROMs.
+# patched and stock builds of either base load identical ROMs.
 data=$BUILD/peers/stock-10.0.2/usr/share/qemu
 [ -d "$data" ] || die "$data missing: run 'make peers'"
 mkdir -p "$out/qemu-bundle/usr/share" "$out/qemu-bundle/usr/lib/ipxe"

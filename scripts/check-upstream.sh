@@ -9,10 +9,8 @@ set -euo pipefail
 
 out=$BUILD/upstream
 mkdir -p "$out"
-"$TOP/scripts/make-unpatched-tree.sh"
 "$TOP/scripts/build-qemu.sh" --all
-QEMU_SRC=$BUILD/unpatched/qemu QEMU_OUT=$BUILD/unpatched/qemu-build \
-  "$TOP/scripts/build-qemu.sh" --all
+"$TOP/scripts/build-unpatched.sh" --all
 
 rc=0
 for build in unpatched patched; do

@@ -2,14 +2,15 @@
 # make check, or a part of it: the in-tree qtests against the patched
 # build, the guest ABI and stream of stock machine types against stock
 # 10.0.2, real guests, libvirt hosts, and the cross-version migration
-# matrix against Debian's real QEMU binaries.
+# matrix against Debian's real QEMU binaries; and the second base, QEMU
+# 10.2.2 with the part of the series carried to it so far.
 # Usage: check.sh [PART...]   parts: $ALL_PARTS below, all by default;
 # make check-PART runs one.
 # Ends with "N passed, M failed"; exits non-zero on any failure.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
-ALL_PARTS="qtest golden stream offered libvirt guest matrix"
+ALL_PARTS="qtest golden stream offered libvirt guest matrix base102"
 parts=${*:-$ALL_PARTS}
 for part in $parts; do
   case " $ALL_PARTS " in *" $part "*) ;; *) die "no part '$part' of make check; the parts: $ALL_PARTS" ;; esac
@@ -22,10 +23,11 @@ rm -rf "$logs" && mkdir -p "$logs"
 passed=0 failed=0 xfailed=0
 failures=() xfails=()
 
-# run_tap LABEL LOG COMMAND... : run a TAP test, count its results.
+# run_tap LABEL LOG COMMAND... : run a TAP test in the build directory
+# RUN_IN (default the 10.0 base's), count its results.
 run_tap() {
   local label=$1 log=$2; shift 2
-  (cd "$BUILD/qemu-build" && timeout 900 "$@") > "$log" 2>&1
+  (cd "${RUN_IN:-$BUILD/qemu-build}" && timeout 900 "$@") > "$log" 2>&1
   count_tap "$label" "$log" $?
 }
 
@@ -189,6 +191,22 @@ part_matrix() {
     QTEST_QEMU_BINARY_SRC=$(qemu_for "$src") QTEST_QEMU_BINARY_DST=$(qemu_for "$dst") \
       run_tap "layout-migration $src -> $dst" "$logs/matrix-$src-$dst.log" \
       "$qtests/virtio-layout-migration-test" --tap -k
+  done
+}
+# base102: QEMU 10.2.2 with patches/10.2/: I1 against the goldens of its
+# unpatched build, the layout qtest, and the matrix against Debian's 7.2,
+# 10.0.2 and 10.0.13 (Debian 13) through their qtest shims.
+part_base102() {
+  local build=$BUILD/10.2/qemu-build pair src dst
+  echo "== second base: QEMU 10.2.2 with patches/10.2/ ($(ls "$TOP"/patches/10.2/[0-9]*.patch | wc -l) patches so far)"
+  RUN_IN=$build run_tap "10.2 golden: stock machine types" "$logs/golden-10.2.log" \
+    "$TOP/tests/guest-abi-golden.py" check "$bin/qemu-patched-10.2" "$TOP/tests/golden/unpatched-10.2.2"
+  for pair in patched:patched stock-7.2-qtest:patched stock-10.0.2-qtest:patched \
+              patched:stock-10.0.2-qtest debian13-10.0.13-qtest:patched; do
+    src=${pair%%:*} dst=${pair##*:}
+    RUN_IN=$build QTEST_QEMU_BINARY_SRC=$(qemu_for "$src") QTEST_QEMU_BINARY_DST=$(qemu_for "$dst") \
+      run_tap "10.2 layout ${src%-qtest} -> ${dst%-qtest}" "$logs/base102-$src-$dst.log" \
+      "$build/tests/qtest/virtio-layout-migration-test" --tap -k
   done
 }
 # The build under test is named exactly as QTEST_QEMU_BINARY: the qtest

@@ -1,17 +1,18 @@
 #!/bin/bash
-# Run QEMU's own scripts/checkpatch.pl over every patch of the series.
+# Run QEMU's own scripts/checkpatch.pl (the 10.0 tree's) over every patch
+# of the series, on both bases.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 tree=$BUILD/qemu
 bad=0
-for p in "$TOP"/patches/[0-9][0-9][0-9][0-9]-*.patch; do
+for p in "$TOP"/patches/*/[0-9][0-9][0-9][0-9]-*.patch; do
   case $p in */0000-*) continue ;; esac
   # Clean means no error and no warning, not merely exit status 0.
   if out=$(cd "$tree" && ./scripts/checkpatch.pl "$p" 2>&1) && ! grep -qE '^(ERROR|WARNING)' <<<"$out"; then
-    echo "clean: $(basename "$p")"
+    echo "clean: ${p#"$TOP"/patches/}"
   else
-    echo "NOT CLEAN: $(basename "$p")"; echo "$out" | sed 's/^/    /'
+    echo "NOT CLEAN: ${p#"$TOP"/patches/}"; echo "$out" | sed 's/^/    /'
     bad=1
   fi
 done

@@ -9,6 +9,7 @@ pkgs=(build-essential ccache git ninja-build pkg-config flex bison python3-venv
       libglib2.0-dev libpixman-1-dev zlib1g-dev libfdt-dev libslirp-dev
       libaio-dev libzstd-dev xz-utils seabios ipxe-qemu cpio
       iproute2 mmdebstrap
+      device-tree-compiler  # QEMU 10.2's tarball ships no .dtb files
       python3-libvirt  # the preflight talks to libvirt with its bindings
       clang libclang-rt-14-dev  # make fuzz: libFuzzer, ASan, UBSan
       swtpm)  # for upstream's tpm-*-swtpm-test

@@ -10,6 +10,18 @@ log() { printf '[abiguard] %s\n' "$*" >&2; }
 die() { printf 'abiguard: error: %s\n' "$*" >&2; exit 1; }
 need_root() { [ "$(id -u)" = 0 ] || die "must run as root (it installs Debian packages); rerun with sudo"; }
 
+# The base a command works on, BASE=10.0 (QEMU 10.0.2, the default) or
+# BASE=10.2 (QEMU 10.2.2): its orig tarball, its series in patches/BASE/,
+# and its tree and builds, under build/ for 10.0 and build/10.2/ for 10.2,
+# laid out alike.
+BASE=${BASE:-10.0}
+case $BASE in
+  10.0) BASE_VERSION=10.0.2 BASE_TARBALL=$QEMU_ORIG_TARBALL BASE_BUILD=$BUILD ;;
+  10.2) BASE_VERSION=10.2.2 BASE_TARBALL=$QEMU_10_2_ORIG_TARBALL BASE_BUILD=$BUILD/10.2 ;;
+  *) die "BASE=$BASE: the bases are 10.0 and 10.2" ;;
+esac
+PATCHES=$TOP/patches/$BASE
+
 # ccache, with paths made relative so that a clone elsewhere (CI) and the
 # bisect build (same layout under build/bisect) hit the same cache.
 export PATH=/usr/lib/ccache:$PATH CCACHE_DIR=$CACHE/ccache
@@ -22,10 +34,10 @@ QEMU_CONFIGURE_FLAGS=(--target-list=x86_64-softmmu --enable-kvm --enable-tcg
   --enable-slirp --enable-fdt=system --disable-install-blobs --disable-docs
   --python=/usr/bin/python3 --firmwarepath=$QEMU_FIRMWAREPATH)
 
-# The qtests the series adds, in the tree TREE (default build/qemu) as
+# The qtests the series adds, in the tree TREE (default the base's) as
 # checked out: make check, check-sanitizers and the builds run these.
 series_qtests() {
-  git -C "${1:-$BUILD/qemu}" diff --name-only --diff-filter=A abiguard-base HEAD -- \
+  git -C "${1:-$BASE_BUILD/qemu}" diff --name-only --diff-filter=A abiguard-base HEAD -- \
     'tests/qtest/*-test.c' | sed 's#^tests/qtest/##; s#\.c$##'
 }
 

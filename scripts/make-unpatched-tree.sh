@@ -1,13 +1,14 @@
 #!/bin/bash
-# Create build/unpatched/qemu: a worktree of build/qemu at QEMU 10.0.2 with
-# only the series' build fix (patch 0001, the edk2 blobs the repacked
-# tarball lacks), the control for upstream's own qtests.  Laid out like
-# build/qemu so that ccache hits for every file the series leaves alone.
+# Create the base's unpatched tree (build/unpatched/qemu, build/10.2/...): a
+# worktree of its tree with only the series' build fix (patch 0001, the
+# edk2 blobs the repacked tarball lacks), the control for upstream's own
+# qtests and the reference of I1.  Laid out like the base's tree so that
+# ccache hits for every file the series leaves alone.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-tree=$BUILD/qemu
-wt=$BUILD/unpatched/qemu
+tree=$BASE_BUILD/qemu
+wt=$BASE_BUILD/unpatched/qemu
 fix=$(git -C "$tree" rev-list --reverse abiguard-base..HEAD | head -n 1)
 [ -n "$fix" ] && git -C "$tree" log -1 --format=%s "$fix" | grep -q '^meson: ' ||
   die "the first commit of the series in $tree is not the meson build fix"

@@ -1,6 +1,8 @@
 #!/bin/bash
-# Write the stable entry points build/bin/qemu-{patched,stock-7.2,stock-10.0.2}:
-# each runs one QEMU with its own data and module directories.
+# Write the stable entry points build/bin/qemu-{patched,stock-7.2,stock-10.0.2}
+# and, once built or made, qemu-{patched,unpatched}-10.2 and
+# qemu-debian13-{10.0.13,11.1.3}: each runs one QEMU with its own data and
+# module directories.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -14,22 +16,46 @@ write() { # name command...
 # Patched: run from the build tree, which finds firmware under
 # qemu-bundle/<firmwarepath> (see scripts/build-qemu.sh).
 write qemu-patched "exec $BUILD/qemu-build/qemu-system-x86_64 \"\$@\""
+# The second base, once built (make build BASE=10.2, make unpatched BASE=10.2).
+for build in patched:qemu-build unpatched:unpatched/qemu-build; do
+  bin=$BUILD/10.2/${build#*:}/qemu-system-x86_64
+  [ -x "$bin" ] && write "qemu-${build%%:*}-10.2" "exec $bin \"\$@\""
+done
 for peer in 7.2 10.0.2; do
   root=$BUILD/peers/stock-$peer
   [ -x "$root/usr/bin/qemu-system-x86_64" ] || die "peer stock-$peer missing under $root: run 'make peers'"
   write "qemu-stock-$peer" "QEMU_MODULE_DIR=$root/usr/lib/x86_64-linux-gnu/qemu exec $root/usr/bin/qemu-system-x86_64 -L $root/usr/share/qemu \"\$@\""
 done
 
-# For qtests only: libqtest of 10.0 passes "-audio none", which QEMU 7.2
-# rejects ("Parameter 'model' is missing"); drop it, nothing else changes.
-cat > "$BUILD/bin/qemu-stock-7.2-qtest.tmp" <<SHIM
+# Debian 13's QEMUs run in their Debian 13 root, in a mount namespace of
+# their own where /tmp (qtest sockets, images), /dev and /proc are the host's.
+for peer in 10.0.13:$PEER_DEBIAN13_VERSION 11.1.3:$PEER_DEBIAN13_BACKPORTS_VERSION; do
+  root=$BUILD/debian13-${peer#*:}
+  root=${root//:/_}
+  [ -x "$root/usr/bin/qemu-system-x86_64" ] || continue  # make debian13-hosts
+  write "qemu-debian13-${peer%%:*}" "exec unshare --mount --propagation private sh -c 'mount --bind /tmp \"\$0/tmp\" && mount --rbind /dev \"\$0/dev\" && mount -t proc proc \"\$0/proc\" && exec chroot \"\$0\" /usr/bin/qemu-system-x86_64 \"\$@\"' $root \"\$@\""
+done
+
+# For qtests only: a newer libqtest passes options an older peer rejects,
+# "-audio none" (10.0's; QEMU 7.2 says "Parameter 'model' is missing") and
+# "-run-with exit-with-parent=on" (10.2's; 10.0 says "Invalid parameter").
+# qemu-PEER-qtest drops what PEER rejects, and nothing else.
+qtest_shim() { # peer "option value"...
+  local peer=$1 f=$BUILD/bin/qemu-$1-qtest drop
+  shift
+  drop=$(printf '"%s"|' "$@")
+  cat > "$f.tmp" <<SHIM
 #!/bin/bash
 args=()
 while [ \$# -gt 0 ]; do
-  if [ "\$1" = -audio ] && [ "\${2:-}" = none ]; then shift 2; continue; fi
+  case "\$1 \${2:-}" in ${drop%|}) shift 2; continue ;; esac
   args+=("\$1"); shift
 done
-exec $BUILD/bin/qemu-stock-7.2 "\${args[@]}"
+exec $BUILD/bin/qemu-$peer "\${args[@]}"
 SHIM
-chmod +x "$BUILD/bin/qemu-stock-7.2-qtest.tmp"
-mv "$BUILD/bin/qemu-stock-7.2-qtest.tmp" "$BUILD/bin/qemu-stock-7.2-qtest"
+  chmod +x "$f.tmp" && mv "$f.tmp" "$f"
+}
+qtest_shim stock-7.2 "-audio none" "-run-with exit-with-parent=on"
+qtest_shim stock-10.0.2 "-run-with exit-with-parent=on"
+[ -x "$BUILD/bin/qemu-debian13-10.0.13" ] &&
+  qtest_shim debian13-10.0.13 "-run-with exit-with-parent=on"

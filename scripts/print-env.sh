@@ -8,6 +8,10 @@ cat <<ENV
 QEMU_PATCHED=$BUILD/bin/qemu-patched
 QEMU_STOCK_7_2=$BUILD/bin/qemu-stock-7.2
 QEMU_STOCK_10_0_2=$BUILD/bin/qemu-stock-10.0.2
+QEMU_PATCHED_10_2=$BUILD/bin/qemu-patched-10.2
+QEMU_UNPATCHED_10_2=$BUILD/bin/qemu-unpatched-10.2
+QEMU_DEBIAN13_10_0_13=$BUILD/bin/qemu-debian13-10.0.13
+QEMU_DEBIAN13_11_1_3=$BUILD/bin/qemu-debian13-11.1.3
 QEMU_TREE=$BUILD/qemu
 QEMU_BUILD=$BUILD/qemu-build
 QTEST_DIR=$BUILD/qemu-build/tests/qtest

@@ -1,0 +1,42 @@
+#!/bin/bash
+# A Debian 13 root with one of Debian 13's QEMU packages installed, for the
+# release-to-release matrix: its binaries need Debian 13's libraries.
+# Usage: make-debian13-host.sh VERSION SUITE  (trixie or trixie-backports)
+# Made once with mmdebstrap from this machine's Debian mirror, cached as a
+# tarball in $CACHE, and unpacked to $BUILD/debian13-VERSION.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+[ $# -eq 2 ] || die "usage: $0 VERSION SUITE"
+version=$1 suite=$2
+tarball=$CACHE/debian13-qemu-$version.tar
+tarball=${tarball//:/_}
+root=$BUILD/debian13-${version//:/_}
+stamp=$STAMPS/debian13-$(basename "$tarball")
+[ -f "$stamp" ] && exit 0
+need_root
+
+if [ ! -f "$tarball" ]; then
+  mirror=$(debian_mirror)
+  [ -n "$mirror" ] || die "no apt source for Debian bookworm found in /etc/apt"
+  command -v mmdebstrap >/dev/null || die "mmdebstrap missing: run 'make setup'"
+  log "making a Debian 13 root with QEMU $version from $suite"
+  mkdir -p "$CACHE"
+  sources="deb $mirror trixie main"
+  aptopt=()
+  if [ "$suite" != trixie ]; then
+    # the package's exact-version dependencies are in $suite only
+    sources="$sources
+deb $mirror $suite main"
+    aptopt=(--aptopt="APT::Default-Release \"$suite\"")
+  fi
+  mmdebstrap --quiet --variant=apt --format=tar "${aptopt[@]}" \
+    --include="qemu-system-x86=$version,seabios,ipxe-qemu" \
+    trixie "$tarball.tmp" - <<<"$sources" > "$BUILD/debian13-$version.log" 2>&1 ||
+    { rm -f "$tarball.tmp"; die "mmdebstrap failed; see $BUILD/debian13-$version.log"; }
+  mv "$tarball.tmp" "$tarball"
+fi
+rm -rf "$root" && mkdir -p "$root"
+tar -C "$root" -xf "$tarball" || die "cannot unpack $tarball"
+mkdir -p "$STAMPS" && touch "$stamp"
+log "Debian 13 root: $root"

@@ -8,7 +8,7 @@ include versions
 
 .PHONY: all setup fetch peers old-host debian13-hosts tree build wrappers unpatched guest env demo check \
         check-qtest check-golden check-stream check-offered check-libvirt \
-        check-guest check-matrix check-base102 build-10.2 \
+        check-guest check-matrix check-base102 build-10.2 unpatched-10.2 \
         check-upstream check-sanitizers fuzz bench bench-preflight goldens export \
         checkpatch bisect-check clean
 
@@ -43,9 +43,11 @@ build: tree peers
 wrappers: build peers
 	@$(SCRIPTS)/make-wrappers.sh
 
-# The second base, QEMU 10.2.2 with patches/10.2/.
+# The second base, QEMU 10.2.2 with patches/10.2/, and without.
 build-10.2:
 	@$(MAKE) --no-print-directory build BASE=10.2
+unpatched-10.2:
+	@$(MAKE) --no-print-directory unpatched BASE=10.2
 
 # The base's tree with only the build fix, built: upstream's qtests' control,
 # and I1's reference on 10.2 (make unpatched BASE=10.2).
@@ -93,10 +95,13 @@ fuzz: wrappers
 	@$(SCRIPTS)/fuzz.sh $(FUZZ_SECONDS)
 
 # Regenerate the golden guest-ABI dumps (tests/golden).
-goldens: wrappers
+goldens: build-10.2 unpatched-10.2 wrappers
 	@tests/guest-abi-golden.py generate $(BUILD)/bin/qemu-stock-10.0.2 tests/golden/stock-10.0.2
 	@tests/guest-abi-golden.py generate $(BUILD)/bin/qemu-patched tests/golden/abiguard \
 	  pc-i440fx-10.0-abiguard1 pc-q35-10.0-abiguard1
+	@tests/guest-abi-golden.py generate $(BUILD)/bin/qemu-unpatched-10.2 tests/golden/unpatched-10.2.2
+	@tests/guest-abi-golden.py generate $(BUILD)/bin/qemu-patched-10.2 tests/golden/abiguard-10.2 \
+	  pc-i440fx-10.2-abiguard1 pc-q35-10.2-abiguard1
 
 # Only on request: a few minutes.
 bench: wrappers guest

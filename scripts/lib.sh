@@ -57,6 +57,22 @@ UPSTREAM_QTESTS_IN_CHECK="qos-test virtio-net-failover migration-test
 # the whole quick set.
 UPSTREAM_MIGRATION_TESTS="/x86_64/migration/analyze-script"
 
+# Debian roots (the old host, Debian 13's QEMUs), made with mmdebstrap and
+# cached as tarballs.  root_mirror: the mirror to make one from, or exit.
+root_mirror() {
+  local mirror
+  mirror=$(debian_mirror)
+  [ -n "$mirror" ] || die "no apt source for Debian bookworm found in /etc/apt"
+  command -v mmdebstrap >/dev/null || die "mmdebstrap missing: run 'make setup'"
+  mkdir -p "$CACHE"
+  echo "$mirror"
+}
+# unpack_root ROOT TARBALL: ROOT afresh from TARBALL.
+unpack_root() {
+  rm -rf "$1" && mkdir -p "$1"
+  tar -C "$1" -xf "$2" || die "cannot unpack $2"
+}
+
 # The first URI of this machine's apt configuration that serves the plain
 # "bookworm" suite: apt sources are derived from it, never written here.
 debian_mirror() {

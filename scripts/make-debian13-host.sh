@@ -17,11 +17,8 @@ stamp=$STAMPS/debian13-$(basename "$tarball")
 need_root
 
 if [ ! -f "$tarball" ]; then
-  mirror=$(debian_mirror)
-  [ -n "$mirror" ] || die "no apt source for Debian bookworm found in /etc/apt"
-  command -v mmdebstrap >/dev/null || die "mmdebstrap missing: run 'make setup'"
+  mirror=$(root_mirror) || exit 1
   log "making a Debian 13 root with QEMU $version from $suite"
-  mkdir -p "$CACHE"
   sources="deb $mirror trixie main"
   aptopt=()
   if [ "$suite" != trixie ]; then
@@ -36,7 +33,6 @@ deb $mirror $suite main"
     { rm -f "$tarball.tmp"; die "mmdebstrap failed; see $BUILD/debian13-$version.log"; }
   mv "$tarball.tmp" "$tarball"
 fi
-rm -rf "$root" && mkdir -p "$root"
-tar -C "$root" -xf "$tarball" || die "cannot unpack $tarball"
+unpack_root "$root" "$tarball"
 mkdir -p "$STAMPS" && touch "$stamp"
 log "Debian 13 root: $root"

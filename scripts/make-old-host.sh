@@ -16,11 +16,8 @@ stamp=$STAMPS/old-host-$(basename "$tarball")
 need_root
 
 if [ ! -f "$tarball" ]; then
-  mirror=$(debian_mirror)
-  [ -n "$mirror" ] || die "no apt source for Debian bookworm found in /etc/apt"
-  command -v mmdebstrap >/dev/null || die "mmdebstrap missing: run 'make setup'"
+  mirror=$(root_mirror) || exit 1
   log "making the old host's Debian 12 root (QEMU $PEER_7_2_ARCH_VERSION, libvirt $OLD_HOST_LIBVIRT_VERSION)"
-  mkdir -p "$CACHE"
   mmdebstrap --quiet --variant=apt --format=tar \
     --include="qemu-system-x86=$PEER_7_2_ARCH_VERSION,libvirt-daemon=$OLD_HOST_LIBVIRT_VERSION,libvirt-daemon-driver-qemu=$OLD_HOST_LIBVIRT_VERSION,libvirt-clients=$OLD_HOST_LIBVIRT_VERSION,seabios,ipxe-qemu" \
     --customize-hook='chroot "$1" useradd --system --user-group --no-create-home libvirt-qemu' \
@@ -28,7 +25,6 @@ if [ ! -f "$tarball" ]; then
     { rm -f "$tarball.tmp"; die "mmdebstrap failed; see $BUILD/old-host.log"; }
   mv "$tarball.tmp" "$tarball"
 fi
-rm -rf "$root" && mkdir -p "$root"
-tar -C "$root" -xf "$tarball" || die "cannot unpack $tarball"
+unpack_root "$root" "$tarball"
 mkdir -p "$STAMPS" && rm -f "$STAMPS"/old-host-* && touch "$stamp"
 log "old host root: $root"

@@ -195,8 +195,8 @@ part_matrix() {
 }
 # base102: QEMU 10.2.2 with patches/10.2/: I1 against the goldens of its
 # unpatched build, the abiguard types of 10.0 against their goldens from
-# the 10.0 build, the layout qtest, and the matrix against Debian's 7.2,
-# 10.0.2 and 10.0.13 (Debian 13) through their qtest shims.
+# the 10.0 build, the series' qtests, and the layout qtest's matrix against
+# Debian's 7.2, 10.0.2 and 10.0.13 (Debian 13) through their qtest shims.
 part_base102() {
   local build=$BUILD/10.2/qemu-build pair src dst
   echo "== second base: QEMU 10.2.2 with patches/10.2/ ($(ls "$TOP"/patches/10.2/[0-9]*.patch | grep -vc /0000-) patches so far)"
@@ -207,7 +207,10 @@ part_base102() {
     "$TOP/tests/guest-abi-golden.py" check "$bin/qemu-patched-10.2" "$TOP/tests/golden/abiguard"
   RUN_IN=$build run_tap "10.2 golden: 10.2 abiguard types" "$logs/golden-10.2-abiguard.log" \
     "$TOP/tests/guest-abi-golden.py" check "$bin/qemu-patched-10.2" "$TOP/tests/golden/abiguard-10.2"
-  for pair in patched:patched stock-7.2-qtest:patched stock-10.0.2-qtest:patched \
+  for t in $(series_qtests "$BUILD/10.2/qemu"); do
+    RUN_IN=$build run_tap "10.2 $t" "$logs/base102-$t.log" "$build/tests/qtest/$t" --tap -k
+  done
+  for pair in stock-7.2-qtest:patched stock-10.0.2-qtest:patched \
               patched:stock-10.0.2-qtest debian13-10.0.13-qtest:patched; do
     src=${pair%%:*} dst=${pair##*:}
     RUN_IN=$build QTEST_QEMU_BINARY_SRC=$(qemu_for "$src") QTEST_QEMU_BINARY_DST=$(qemu_for "$dst") \

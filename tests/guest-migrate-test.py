@@ -192,7 +192,9 @@ def scenario_e(hosts, wd, qemu_new):
         header = ("Guest ABI check: 3 differences between the source's PCI "
                   "devices and this destination's, the first: virtio-blk-pci "
                   "'disk1' at 0000:00:0b.0: BAR0: source I/O, 64 bytes; here "
-                  "I/O, 128 bytes; remedy: start this device with "
+                  "I/O, 128 bytes; cause: offered here, not by the source: "
+                  "VIRTIO_BLK_F_DISCARD, VIRTIO_BLK_F_WRITE_ZEROES, "
+                  "VIRTIO_BLK_F_SECURE_ERASE; remedy: start this device with "
                   "discard=off,write-zeroes=off,secure-erase=off")
         # the destination sent its reason back over the return path
         src_desc = run.old.qmp.cmd("query-migrate").get("error-desc", "")

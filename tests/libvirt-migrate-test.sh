@@ -132,8 +132,8 @@ report() { # name label source-libvirt
 # The two sources refuse in parallel: they only share the destination host.
 refusals abg-g2 old "virtio-blk-pci 'ua-disk1' at 0000:00:02.0: legacy I/O BAR0 is 64 bytes on the source but 128 bytes here" &
 incident=$!
-# the early check's error names the first difference and its remedy
-refusals abg-g3 new2 "Guest ABI check: 3 differences between the source's PCI devices and this destination's, the first: virtio-blk-pci 'ua-disk1' at 0000:00:02.0: BAR0: source I/O, 64 bytes; here I/O, 128 bytes; remedy: start this device with discard=off,write-zeroes=off,secure-erase=off" &
+# the early check's error names the first difference, its cause and remedy
+refusals abg-g3 new2 "Guest ABI check: 3 differences between the source's PCI devices and this destination's, the first: virtio-blk-pci 'ua-disk1' at 0000:00:02.0: BAR0: source I/O, 64 bytes; here I/O, 128 bytes; cause: offered here, not by the source: VIRTIO_BLK_F_DISCARD, VIRTIO_BLK_F_WRITE_ZEROES, VIRTIO_BLK_F_SECURE_ERASE; remedy: start this device with discard=off,write-zeroes=off,secure-erase=off" &
 wait $incident $!   # not the daemons
 report abg-g2 "incident, old -> new" 9.0
 report abg-g3 "early check, new2 -> new" 11.3

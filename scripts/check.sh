@@ -185,20 +185,36 @@ part_guest() {
 # matrix: the layout qtest between Debian's QEMUs and the patched build.
 part_matrix() {
   echo "== cross-version migration matrix (source -> destination)"
-  local pair src dst
-  for pair in stock-7.2:patched stock-10.0.2:patched patched:stock-10.0.2; do
+  layout_matrix "$BUILD/qemu-build" "layout-migration" \
+    stock-7.2:patched stock-10.0.2:patched patched:stock-10.0.2
+}
+# layout_matrix BUILD_DIR LABEL SOURCE:DESTINATION...: the layout qtest of
+# BUILD_DIR for each pair, "patched" being BUILD_DIR's QEMU and any other
+# name a peer through its qtest shim (make-wrappers.sh).  The qtest takes
+# any destination not named exactly as QTEST_QEMU_BINARY for an unpatched
+# QEMU.
+layout_matrix() {
+  local build=$1 label=$2 pair src dst
+  shift 2
+  for pair in "$@"; do
     src=${pair%%:*} dst=${pair##*:}
-    QTEST_QEMU_BINARY_SRC=$(qemu_for "$src") QTEST_QEMU_BINARY_DST=$(qemu_for "$dst") \
-      run_tap "layout-migration $src -> $dst" "$logs/matrix-$src-$dst.log" \
-      "$qtests/virtio-layout-migration-test" --tap -k
+    RUN_IN=$build QTEST_QEMU_BINARY_SRC=$(qemu_for "$src") QTEST_QEMU_BINARY_DST=$(qemu_for "$dst") \
+      run_tap "$label $src -> $dst" "$logs/$label-$src-$dst.log" \
+      "$build/tests/qtest/virtio-layout-migration-test" --tap -k
   done
+}
+qemu_for() {
+  case $1 in
+    patched) echo "$QTEST_QEMU_BINARY" ;;
+    *) echo "$bin/qemu-$1-qtest" ;;
+  esac
 }
 # base102: QEMU 10.2.2 with patches/10.2/: I1 against the goldens of its
 # unpatched build, the abiguard types of 10.0 against their goldens from
 # the 10.0 build, the series' qtests, and the layout qtest's matrix against
 # Debian's 7.2, 10.0.2 and 10.0.13 (Debian 13) through their qtest shims.
 part_base102() {
-  local build=$BUILD/10.2/qemu-build pair src dst
+  local build=$BUILD/10.2/qemu-build t
   echo "== second base: QEMU 10.2.2 with patches/10.2/ ($(ls "$TOP"/patches/10.2/[0-9]*.patch | grep -vc /0000-) patches so far)"
   RUN_IN=$build run_tap "10.2 golden: stock machine types" "$logs/golden-10.2.log" \
     "$TOP/tests/guest-abi-golden.py" check "$bin/qemu-patched-10.2" "$TOP/tests/golden/unpatched-10.2.2"
@@ -210,22 +226,8 @@ part_base102() {
   for t in $(series_qtests "$BUILD/10.2/qemu"); do
     RUN_IN=$build run_tap "10.2 $t" "$logs/base102-$t.log" "$build/tests/qtest/$t" --tap -k
   done
-  for pair in stock-7.2-qtest:patched stock-10.0.2-qtest:patched \
-              patched:stock-10.0.2-qtest debian13-10.0.13-qtest:patched; do
-    src=${pair%%:*} dst=${pair##*:}
-    RUN_IN=$build QTEST_QEMU_BINARY_SRC=$(qemu_for "$src") QTEST_QEMU_BINARY_DST=$(qemu_for "$dst") \
-      run_tap "10.2 layout ${src%-qtest} -> ${dst%-qtest}" "$logs/base102-$src-$dst.log" \
-      "$build/tests/qtest/virtio-layout-migration-test" --tap -k
-  done
-}
-# The build under test is named exactly as QTEST_QEMU_BINARY: the qtest
-# takes any other destination for an unpatched QEMU.
-qemu_for() {
-  case $1 in
-    patched) echo "$QTEST_QEMU_BINARY" ;;
-    stock-7.2) echo "$bin/qemu-stock-7.2-qtest" ;;  # see make-wrappers.sh
-    *) echo "$bin/qemu-$1" ;;
-  esac
+  layout_matrix "$build" "10.2-layout" stock-7.2:patched stock-10.0.2:patched \
+    patched:stock-10.0.2 debian13-10.0.13:patched
 }
 
 for part in $parts; do

@@ -1,22 +1,22 @@
 #!/bin/bash
-# Download Debian's QEMU orig tarballs, the 10.0.2 base through apt's own
-# URIs and the 10.2.2 base from the pool of the same mirror, and verify each
-# against the SHA256 pinned in ./versions.
+# Download Debian's QEMU orig tarballs of both bases from the pool of this
+# machine's Debian mirror, and verify each against the SHA256 pinned in
+# ./versions.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-# fetch TARBALL SHA256 URI-COMMAND...: URI-COMMAND prints the URI
+# fetch TARBALL SHA256: from the pool of this machine's Debian mirror
 fetch() {
-  local name=$1 sha=$2 dest=$CACHE/$1 uri
-  shift 2
+  local name=$1 sha=$2 dest=$CACHE/$1 mirror
   [ -f "$dest" ] && return 0   # only ever renamed into place after verification
   need_root
-  uri=$("$@")
-  [ -n "$uri" ] || die "no URI for $name: run 'make setup' (deb-src for bookworm-backports) and check the registry is reachable"
+  mirror=$(debian_mirror)
+  [ -n "$mirror" ] || die "no apt source for Debian bookworm found in /etc/apt; add one, then rerun"
   log "fetching $name"
   mkdir -p "$CACHE"
   rm -f "$dest".part*
-  if ! /usr/lib/apt/apt-helper download-file "$uri" "$dest.part" "SHA256:$sha" >/dev/null 2>"$CACHE/fetch.err"; then
+  if ! /usr/lib/apt/apt-helper download-file "$mirror/pool/main/${QEMU_SRC_PKG:0:1}/$QEMU_SRC_PKG/$name" \
+         "$dest.part" "SHA256:$sha" >/dev/null 2>"$CACHE/fetch.err"; then
     # apt-helper keeps a file that arrived with the wrong hash as *.FAILED
     if [ -f "$dest.part.FAILED" ]; then
       got=$(sha256sum "$dest.part.FAILED" | cut -d' ' -f1)
@@ -31,15 +31,5 @@ fetch() {
   mv "$dest.part" "$dest"
 }
 
-apt_source_uri() {
-  apt-get source --print-uris "$QEMU_SRC_PKG=$QEMU_SRC_VERSION" 2>/dev/null |
-    awk -v f="$QEMU_ORIG_TARBALL" '$2 == f { gsub("\x27", "", $1); print $1 }'
-}
-pool_uri() {
-  local mirror
-  mirror=$(debian_mirror)
-  [ -z "$mirror" ] || echo "$mirror/pool/main/q/qemu/$QEMU_10_2_ORIG_TARBALL"
-}
-
-fetch "$QEMU_ORIG_TARBALL" "$QEMU_ORIG_SHA256" apt_source_uri
-fetch "$QEMU_10_2_ORIG_TARBALL" "$QEMU_10_2_ORIG_SHA256" pool_uri
+fetch "$QEMU_ORIG_TARBALL" "$QEMU_ORIG_SHA256"
+fetch "$QEMU_10_2_ORIG_TARBALL" "$QEMU_10_2_ORIG_SHA256"

@@ -1,6 +1,7 @@
 #!/bin/bash
-# Add bookworm-backports and deb-src entries, derived from the Debian mirror
-# this machine already uses, then refresh the package lists.
+# Add bookworm-backports, derived from the Debian mirror this machine
+# already uses, then refresh the package lists.  (The orig tarballs come
+# from the mirror's pool: scripts/fetch-source.sh.)
 # No registry host is written here: we copy it from the existing config.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -16,17 +17,11 @@ want="Types: deb
 URIs: $mirror
 Suites: bookworm-backports
 Components: main
-Signed-By: $key
-
-Types: deb-src
-URIs: $mirror
-Suites: bookworm bookworm-backports
-Components: main
 Signed-By: $key"
 
 if [ ! -f "$out" ] || [ "$(cat "$out")" != "$want" ] || [ ! -f "$STAMPS/apt-updated" ]; then
   printf '%s\n' "$want" > "$out.tmp" && mv "$out.tmp" "$out"
-  log "apt: bookworm-backports and deb-src from $mirror"
+  log "apt: bookworm-backports from $mirror"
   apt-get update -qq || die "apt-get update failed: is the Debian registry reachable? check 'apt-get update' output"
   mkdir -p "$STAMPS" && touch "$STAMPS/apt-updated"
 fi

@@ -69,11 +69,14 @@ demo: wrappers
 check: build-10.2 debian13-hosts wrappers guest old-host
 	@$(SCRIPTS)/check.sh
 
-check-qtest check-golden check-stream check-offered check-matrix: wrappers
+check-qtest check-golden check-stream check-offered: wrappers
 	@$(SCRIPTS)/check.sh $(@:check-%=%)
-check-base102: build-10.2 debian13-hosts wrappers
+# the matrix and the guest test migrate from the 10.2 base too
+check-matrix: build-10.2 wrappers
+	@$(SCRIPTS)/check.sh matrix
+check-base102: build-10.2 debian13-hosts wrappers guest
 	@$(SCRIPTS)/check.sh base102
-check-guest: wrappers guest
+check-guest: build-10.2 wrappers guest
 	@$(SCRIPTS)/check.sh guest
 check-libvirt: wrappers guest old-host
 	@$(SCRIPTS)/check.sh libvirt

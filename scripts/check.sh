@@ -174,19 +174,21 @@ count_libvirt() {
 }
 
 # guest: a real Linux guest under I/O.
+# Its patched-to-patched cases come from the 10.2 base: a rollback.
 part_guest() {
-  echo "== a real Linux guest under I/O, old host (stock 7.2) -> new host"
+  echo "== a real Linux guest under I/O, old host (stock 7.2) -> new host; patched 10.2 -> new host"
   GUEST_ACCEL=$("$TOP/scripts/detect-accel.sh" "$bin/qemu-patched" "$BUILD/guest")
   export GUEST_ACCEL
   run_tap "guest migration" "$logs/guest.log" \
-    "$TOP/tests/guest-migrate-test.py" "$bin/qemu-stock-7.2" "$bin/qemu-patched" "$BUILD/guest"
+    "$TOP/tests/guest-migrate-test.py" "$bin/qemu-stock-7.2" "$bin/qemu-patched" "$BUILD/guest" \
+    "$bin/qemu-patched-10.2"
 }
 
 # matrix: the layout qtest between Debian's QEMUs and the patched build.
 part_matrix() {
   echo "== cross-version migration matrix (source -> destination)"
   layout_matrix "$BUILD/qemu-build" "layout-migration" \
-    stock-7.2:patched stock-10.0.2:patched patched:stock-10.0.2
+    stock-7.2:patched stock-10.0.2:patched patched:stock-10.0.2 patched-10.2:patched
 }
 # layout_matrix BUILD_DIR LABEL SOURCE:DESTINATION...: the layout qtest of
 # BUILD_DIR for each pair, "patched" being BUILD_DIR's QEMU and any other
@@ -204,18 +206,22 @@ layout_matrix() {
   done
 }
 qemu_for() {
-  case $1 in
-    patched) echo "$QTEST_QEMU_BINARY" ;;
-    *) echo "$bin/qemu-$1-qtest" ;;
-  esac
+  if [ "$1" = patched ]; then
+    echo "$QTEST_QEMU_BINARY"
+  elif [ -x "$bin/qemu-$1-qtest" ]; then
+    echo "$bin/qemu-$1-qtest"
+  else
+    echo "$bin/qemu-$1"     # a newer QEMU takes all libqtest passes
+  fi
 }
 # base102: QEMU 10.2.2 with patches/10.2/: I1 against the goldens of its
-# unpatched build, the abiguard types of 10.0 against their goldens from
-# the 10.0 build, the series' qtests, and the layout qtest's matrix against
-# Debian's 7.2, 10.0.2 and 10.0.13 (Debian 13) through their qtest shims.
+# unpatched build, the abiguard types of 10.0 against their goldens and
+# stream from the 10.0 build, the series' qtests, the layout qtest's
+# matrix against Debian's 7.2, 10.0.2, 10.0.13 and 11.1.3 (Debian 13) and
+# the 10.0 base, and a real guest from Debian's 10.0.2 and the 10.0 base.
 part_base102() {
   local build=$BUILD/10.2/qemu-build t
-  echo "== second base: QEMU 10.2.2 with patches/10.2/ ($(ls "$TOP"/patches/10.2/[0-9]*.patch | grep -vc /0000-) patches so far)"
+  echo "== second base: QEMU 10.2.2 with patches/10.2/ ($(ls "$TOP"/patches/10.2/[0-9]*.patch | grep -vc /0000-) patches)"
   RUN_IN=$build run_tap "10.2 golden: stock machine types" "$logs/golden-10.2.log" \
     "$TOP/tests/guest-abi-golden.py" check "$bin/qemu-patched-10.2" "$TOP/tests/golden/unpatched-10.2.2"
   # across releases: the 10.0 abiguard types as the 10.0 build has them
@@ -223,11 +229,18 @@ part_base102() {
     "$TOP/tests/guest-abi-golden.py" check "$bin/qemu-patched-10.2" "$TOP/tests/golden/abiguard"
   RUN_IN=$build run_tap "10.2 golden: 10.2 abiguard types" "$logs/golden-10.2-abiguard.log" \
     "$TOP/tests/guest-abi-golden.py" check "$bin/qemu-patched-10.2" "$TOP/tests/golden/abiguard-10.2"
+  run_tap "10.2 stream: 10.0 types as on 10.0" "$logs/stream-across-releases.log" \
+    "$TOP/tests/stream-across-releases.py" "$bin/qemu-patched" "$bin/qemu-patched-10.2"
   for t in $(series_qtests "$BUILD/10.2/qemu"); do
     RUN_IN=$build run_tap "10.2 $t" "$logs/base102-$t.log" "$build/tests/qtest/$t" --tap -k
   done
   layout_matrix "$build" "10.2-layout" stock-7.2:patched stock-10.0.2:patched \
-    patched:stock-10.0.2 debian13-10.0.13:patched
+    patched:stock-10.0.2 debian13-10.0.13:patched patched-10.0:patched \
+    patched:debian13-11.1.3
+  echo "== a real Linux guest, Debian's 10.0.2 -> patched 10.2; patched 10.0 -> patched 10.2"
+  run_tap "10.2 guest migration" "$logs/guest-10.2.log" \
+    "$TOP/tests/guest-migrate-test.py" "$bin/qemu-stock-10.0.2" "$bin/qemu-patched-10.2" \
+    "$BUILD/guest" "$bin/qemu-patched"
 }
 
 for part in $parts; do

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Write the stable entry points build/bin/qemu-{patched,stock-7.2,stock-10.0.2}
-# and, once built or made, qemu-{patched,unpatched}-10.2 and
+# (qemu-patched-10.0 too) and, once built or made, qemu-{patched,unpatched}-10.2 and
 # qemu-debian13-{10.0.13,11.1.3}: each runs one QEMU with its own data and
 # module directories.
 set -euo pipefail
@@ -16,6 +16,8 @@ write() { # name command...
 # Patched: run from the build tree, which finds firmware under
 # qemu-bundle/<firmwarepath> (see scripts/build-qemu.sh).
 write qemu-patched "exec $BUILD/qemu-build/qemu-system-x86_64 \"\$@\""
+# The same, named by its release where the other base is the one under test.
+write qemu-patched-10.0 "exec $BUILD/qemu-build/qemu-system-x86_64 \"\$@\""
 # The second base, once built (make build BASE=10.2, make unpatched BASE=10.2).
 for build in patched:qemu-build unpatched:unpatched/qemu-build; do
   bin=$BUILD/10.2/${build#*:}/qemu-system-x86_64
@@ -57,5 +59,6 @@ SHIM
 }
 qtest_shim stock-7.2 "-audio none" "-run-with exit-with-parent=on"
 qtest_shim stock-10.0.2 "-run-with exit-with-parent=on"
+qtest_shim patched-10.0 "-run-with exit-with-parent=on"
 [ -x "$BUILD/bin/qemu-debian13-10.0.13" ] &&
   qtest_shim debian13-10.0.13 "-run-with exit-with-parent=on"

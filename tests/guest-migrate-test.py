@@ -15,7 +15,10 @@ over TCP. Afterwards every block is checked. TAP output.
       destination would present differently: the early guest-ABI check
       refuses within a second, before RAM; the source goes on.
 
-Usage: tests/guest-migrate-test.py QEMU_OLD QEMU_NEW GUEST_DIR
+With QEMU_OTHER, (c), (e), (f) and (g) migrate from it instead: the
+series on another QEMU release, on the same machine type.
+
+Usage: tests/guest-migrate-test.py QEMU_OLD QEMU_NEW GUEST_DIR [QEMU_OTHER]
 """
 import os
 import subprocess
@@ -137,9 +140,9 @@ def scenario_b(hosts, wd, qemu_old, qemu_new):
         run.close()
 
 
-def scenario_c(hosts, wd, qemu_new):
+def scenario_c(hosts, wd, qemu_src, qemu_new):
     machine = "pc-i440fx-10.0-abiguard1"
-    run = Run(hosts, wd, qemu_new, machine,
+    run = Run(hosts, wd, qemu_src, machine,
               "virtio-blk-pci,id=disk1,drive=d1,addr=0xb")
     try:
         failures = []
@@ -177,10 +180,10 @@ def migrate_refused_early(run, failures):
     return secs
 
 
-def scenario_e(hosts, wd, qemu_new):
+def scenario_e(hosts, wd, qemu_src, qemu_new):
     """Both hosts patched, on the abiguard machine type: the early check
     refuses before any RAM is copied, with every difference at once."""
-    run = Run(hosts, wd, qemu_new, "pc-i440fx-10.0-abiguard1",
+    run = Run(hosts, wd, qemu_src, "pc-i440fx-10.0-abiguard1",
               "virtio-blk-pci,id=disk1,drive=d1,addr=0xb,discard=off,"
               "write-zeroes=off,secure-erase=off", hotplug=True)
     try:
@@ -213,10 +216,10 @@ def scenario_e(hosts, wd, qemu_new):
         run.close()
 
 
-def scenario_f(hosts, wd, qemu_new):
+def scenario_f(hosts, wd, qemu_src, qemu_new):
     """The guest negotiated discard; the destination does not offer it: the
     early check refuses before RAM, naming the feature and its property."""
-    run = Run(hosts, wd, qemu_new, "pc-i440fx-10.0-abiguard1",
+    run = Run(hosts, wd, qemu_src, "pc-i440fx-10.0-abiguard1",
               "virtio-blk-pci,id=disk1,drive=d1,addr=0xb")
     try:
         failures = []
@@ -235,10 +238,10 @@ def scenario_f(hosts, wd, qemu_new):
         run.close()
 
 
-def scenario_g(hosts, wd, qemu_new):
+def scenario_g(hosts, wd, qemu_src, qemu_new):
     """The destination offers discard, which the source did not, so the
     guest could not negotiate it: compatible, it migrates, and is said."""
-    run = Run(hosts, wd, qemu_new, "pc-i440fx-10.0-abiguard1",
+    run = Run(hosts, wd, qemu_src, "pc-i440fx-10.0-abiguard1",
               "virtio-blk-pci,id=disk1,drive=d1,addr=0xb,discard=off")
     try:
         failures = []
@@ -293,9 +296,11 @@ def scenario_d(hosts, wd, qemu_old, qemu_new, how):
 
 
 def main(argv):
-    if len(argv) != 3:
+    if len(argv) not in (3, 4):
         sys.exit(__doc__.strip())
-    old, new, os.environ["GUEST_DIR"] = argv
+    old, new, os.environ["GUEST_DIR"] = argv[:3]
+    src = argv[3] if len(argv) == 4 else new
+    pair = "new -> new" if src == new else "other release -> new"
     cases = [
         ("(a) old host -> new host, pc-i440fx-7.2, cold-plugged disk",
          lambda h, wd: scenario_a(h, wd, old, new, "pc-i440fx-7.2", False)),
@@ -305,21 +310,22 @@ def main(argv):
          lambda h, wd: scenario_a(h, wd, old, new, "pc-q35-7.2", False)),
         ("(b) the incident, BAR0 chosen by the guest: refused, source intact",
          lambda h, wd: scenario_b(h, wd, old, new)),
-        ("(c) new -> new, pc-i440fx-10.0-abiguard1, secure erase in the guest",
-         lambda h, wd: scenario_c(h, wd, new)),
+        ("(c) %s, pc-i440fx-10.0-abiguard1, secure erase in the guest"
+         % pair,
+         lambda h, wd: scenario_c(h, wd, src, new)),
         ("(d) destination killed halfway: source intact",
          lambda h, wd: scenario_d(h, wd, old, new, "cut")),
         ("(d) migration cancelled halfway: source intact",
          lambda h, wd: scenario_d(h, wd, old, new, "cancel")),
-        ("(e) new -> new, abiguard machine type: the early check refuses "
-         "before RAM",
-         lambda h, wd: scenario_e(h, wd, new)),
-        ("(f) new -> new, a feature the guest negotiated is not offered: "
-         "refused before RAM",
-         lambda h, wd: scenario_f(h, wd, new)),
-        ("(g) new -> new, a feature offered here only: compatible, it "
-         "migrates",
-         lambda h, wd: scenario_g(h, wd, new)),
+        ("(e) %s, abiguard machine type: the early check refuses before "
+         "RAM" % pair,
+         lambda h, wd: scenario_e(h, wd, src, new)),
+        ("(f) %s, a feature the guest negotiated is not offered: refused "
+         "before RAM" % pair,
+         lambda h, wd: scenario_f(h, wd, src, new)),
+        ("(g) %s, a feature offered here only: compatible, it migrates"
+         % pair,
+         lambda h, wd: scenario_g(h, wd, src, new)),
     ]
     tap = Tap(len(cases))
     with TwoHosts() as hosts:

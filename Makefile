@@ -8,7 +8,7 @@ include versions
 
 .PHONY: all setup fetch peers old-host debian13-hosts tree build wrappers unpatched guest env demo check \
         check-qtest check-golden check-stream check-offered check-libvirt \
-        check-guest check-matrix check-base102 build-10.2 unpatched-10.2 \
+        check-guest check-matrix check-base102 check-releases build-10.2 unpatched-10.2 \
         check-upstream check-sanitizers fuzz bench bench-preflight goldens export \
         checkpatch bisect-check clean
 
@@ -78,6 +78,9 @@ check-base102: build-10.2 debian13-hosts wrappers guest
 	@$(SCRIPTS)/check.sh base102
 check-guest: build-10.2 wrappers guest
 	@$(SCRIPTS)/check.sh guest
+# a long run, outside make check: the guest test from every old host to 10.2
+check-releases: build-10.2 debian13-hosts wrappers guest
+	@$(SCRIPTS)/check.sh releases
 check-libvirt: wrappers guest old-host
 	@$(SCRIPTS)/check.sh libvirt
 

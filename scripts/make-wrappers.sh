@@ -30,12 +30,13 @@ for peer in 7.2 10.0.2; do
 done
 
 # Debian 13's QEMUs run in their Debian 13 root, in a mount namespace of
-# their own where /tmp (qtest sockets, images), /dev and /proc are the host's.
+# their own where /tmp (qtest sockets, images), /dev, /proc and the guest's
+# kernel and initramfs ($BUILD/guest, same path) are the host's.
 for peer in 10.0.13:$PEER_DEBIAN13_VERSION 11.1.3:$PEER_DEBIAN13_BACKPORTS_VERSION; do
   root=$BUILD/debian13-${peer#*:}
   root=${root//:/_}
   [ -x "$root/usr/bin/qemu-system-x86_64" ] || continue  # make debian13-hosts
-  write "qemu-debian13-${peer%%:*}" "exec unshare --mount --propagation private sh -c 'mount --bind /tmp \"\$0/tmp\" && mount --rbind /dev \"\$0/dev\" && mount -t proc proc \"\$0/proc\" && exec chroot \"\$0\" /usr/bin/qemu-system-x86_64 \"\$@\"' $root \"\$@\""
+  write "qemu-debian13-${peer%%:*}" "exec unshare --mount --propagation private sh -c 'mount --bind /tmp \"\$0/tmp\" && mount --rbind /dev \"\$0/dev\" && mount -t proc proc \"\$0/proc\" && mkdir -p \"\$0$BUILD/guest\" && mount --bind $BUILD/guest \"\$0$BUILD/guest\" && exec chroot \"\$0\" /usr/bin/qemu-system-x86_64 \"\$@\"' $root \"\$@\""
 done
 
 # For qtests only: a newer libqtest passes options an older peer rejects,

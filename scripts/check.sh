@@ -259,10 +259,16 @@ part_releases() {
   done
 }
 
+# Each part's time in the foreground; a background job's runs on beside
+# the parts after it, and the wait for it at the end is "collect".
 for part in $parts; do
+  t0=$SECONDS
   "part_$part"
+  printf '%-48s %4d s\n' "($part: time)" $((SECONDS - t0))
 done
+t0=$SECONDS
 collect
+printf '%-48s %4d s\n' "(collect: time)" $((SECONDS - t0))
 
 if [ ${#xfails[@]} -gt 0 ]; then
   echo "== expected failures (known limitations, with their reasons)"

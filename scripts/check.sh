@@ -175,12 +175,17 @@ count_libvirt() {
   count_tap "libvirt" "$logs/libvirt.log" "$(cat "$logs/libvirt.rc")"
 }
 
+# guest_accel QEMU: the accelerator the real guest runs under, for QEMU.
+guest_accel() {
+  GUEST_ACCEL=$("$TOP/scripts/detect-accel.sh" "$1" "$BUILD/guest")
+  export GUEST_ACCEL
+}
+
 # guest: a real Linux guest under I/O.
 # Its patched-to-patched cases come from the 10.2 base: a rollback.
 part_guest() {
   echo "== a real Linux guest under I/O, old host (stock 7.2) -> new host; patched 10.2 -> new host"
-  GUEST_ACCEL=$("$TOP/scripts/detect-accel.sh" "$bin/qemu-patched" "$BUILD/guest")
-  export GUEST_ACCEL
+  guest_accel "$bin/qemu-patched"
   run_tap "guest migration" "$logs/guest.log" \
     "$TOP/tests/guest-migrate-test.py" "$bin/qemu-stock-7.2" "$bin/qemu-patched" "$BUILD/guest" \
     "$bin/qemu-patched-10.2"
@@ -240,6 +245,7 @@ part_base102() {
     patched:stock-10.0.2 debian13-10.0.13:patched patched-10.0:patched \
     patched:debian13-11.1.3
   echo "== a real Linux guest, Debian's 10.0.2 -> patched 10.2; patched 10.0 -> patched 10.2"
+  guest_accel "$bin/qemu-patched-10.2"
   run_tap "10.2 guest migration" "$logs/guest-10.2.log" \
     "$TOP/tests/guest-migrate-test.py" "$bin/qemu-stock-10.0.2" "$bin/qemu-patched-10.2" \
     "$BUILD/guest" "$bin/qemu-patched"
@@ -250,8 +256,7 @@ part_base102() {
 # Debian's 10.0.2.
 part_releases() {
   local peer
-  GUEST_ACCEL=$("$TOP/scripts/detect-accel.sh" "$bin/qemu-patched-10.2" "$BUILD/guest")
-  export GUEST_ACCEL
+  guest_accel "$bin/qemu-patched-10.2"
   for peer in stock-7.2 debian13-10.0.13; do
     echo "== a real Linux guest, $peer -> patched 10.2"
     run_tap "10.2 guest migration from $peer" "$logs/guest-10.2-$peer.log" \

@@ -98,25 +98,35 @@ part_qtest() {
   # hidden: guests make no progress under KVM here, and these tests pick
   # KVM whenever they can.  migration-test runs the subset in
   # UPSTREAM_MIGRATION_TESTS; make check-upstream runs all of it.
-  background count_upstream_qtests run_upstream_qtests
+  background count_upstream_10_0 run_upstream_10_0
 }
+# The 10.0 base's qtest part runs qos-test itself; the 10.2 base's runs it
+# with the others, once.
 upstream_tests=$(for t in $UPSTREAM_QTESTS_IN_CHECK; do [ $t = qos-test ] || echo $t; done)
+run_upstream_10_0() { run_upstream_qtests "$BUILD/qemu-build" 10.0 $upstream_tests; }
+count_upstream_10_0() { count_upstream_qtests 10.0 $upstream_tests; }
+run_upstream_10_2() { run_upstream_qtests "$BUILD/10.2/qemu-build" 10.2 $UPSTREAM_QTESTS_IN_CHECK; }
+count_upstream_10_2() { count_upstream_qtests 10.2 $UPSTREAM_QTESTS_IN_CHECK; }
+# run_upstream_qtests BUILD_DIR BASE TEST...; count_upstream_qtests BASE TEST...
 run_upstream_qtests() {
-  local t args
-  for t in $upstream_tests; do
+  local build=$1 base=$2 t args
+  shift 2
+  for t in "$@"; do
     args=()
     if [ $t = migration-test ]; then
       for p in $UPSTREAM_MIGRATION_TESTS; do args+=(-p "$p"); done
     fi
-    (cd "$BUILD/qemu-build" && timeout 900 "$TOP/scripts/without-kvm.sh" \
-       "$qtests/$t" --tap -k "${args[@]}") > "$logs/upstream-$t.log" 2>&1
-    echo $? > "$logs/upstream-$t.rc"
+    (cd "$build" && timeout 900 "$TOP/scripts/without-kvm.sh" \
+       "$build/tests/qtest/$t" --tap -k "${args[@]}") > "$logs/upstream-$base-$t.log" 2>&1
+    echo $? > "$logs/upstream-$base-$t.rc"
   done
 }
 count_upstream_qtests() {
-  echo "== upstream qtests that migrate, plug PCI devices or use QMP the series extends"
-  for t in $upstream_tests; do
-    count_tap "upstream: $t" "$logs/upstream-$t.log" "$(cat "$logs/upstream-$t.rc")"
+  local base=$1 t
+  shift
+  echo "== upstream qtests that migrate, plug PCI devices or use QMP the series extends ($base base)"
+  for t in "$@"; do
+    count_tap "$base upstream: $t" "$logs/upstream-$base-$t.log" "$(cat "$logs/upstream-$base-$t.rc")"
   done
 }
 
@@ -221,14 +231,16 @@ qemu_for() {
     echo "$bin/qemu-$1"     # a newer QEMU takes all libqtest passes
   fi
 }
-# base102: QEMU 10.2.2 with patches/10.2/: I1 against the goldens of its
-# unpatched build, the abiguard types of 10.0 against their goldens and
+# base102: QEMU 10.2.2 with patches/10.2/: upstream's qtests as part qtest
+# runs them on 10.0, I1 against the goldens of its unpatched build, the abiguard types of 10.0 against their goldens and
 # stream from the 10.0 build, the series' qtests, the layout qtest's
 # matrix against Debian's 7.2, 10.0.2, 10.0.13 and 11.1.3 (Debian 13) and
 # the 10.0 base, and a real guest from Debian's 10.0.2 and the 10.0 base.
 part_base102() {
   local build=$BUILD/10.2/qemu-build t
   echo "== second base: QEMU 10.2.2 with patches/10.2/ ($(ls "$TOP"/patches/10.2/[0-9]*.patch | grep -vc /0000-) patches)"
+  # beside the rest of this part, once the libvirt tests have ended
+  background count_upstream_10_2 run_upstream_10_2
   RUN_IN=$build run_tap "10.2 golden: stock machine types" "$logs/golden-10.2.log" \
     "$TOP/tests/guest-abi-golden.py" check "$bin/qemu-patched-10.2" "$TOP/tests/golden/unpatched-10.2.2"
   # across releases: the 10.0 abiguard types as the 10.0 build has them

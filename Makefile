@@ -126,6 +126,7 @@ export:
 	@$(SCRIPTS)/export-patches.sh
 
 checkpatch: tree
+	@$(MAKE) --no-print-directory tree BASE=10.2
 	@$(SCRIPTS)/checkpatch.sh
 
 bisect-check: tree

@@ -3,7 +3,7 @@
 # build, the guest ABI and stream of stock machine types against stock
 # 10.0.2, real guests, libvirt hosts, and the cross-version migration
 # matrix against Debian's real QEMU binaries; and the second base, QEMU
-# 10.2.2 with the part of the series carried to it so far.
+# 10.2.2 with its series, against the first and Debian's QEMUs.
 # Usage: check.sh [PART...]   parts: $ALL_PARTS below, all by default;
 # make check-PART runs one.
 # Ends with "N passed, M failed"; exits non-zero on any failure.
@@ -232,8 +232,9 @@ qemu_for() {
   fi
 }
 # base102: QEMU 10.2.2 with patches/10.2/: upstream's qtests as part qtest
-# runs them on 10.0, I1 against the goldens of its unpatched build, the abiguard types of 10.0 against their goldens and
-# stream from the 10.0 build, the series' qtests, the layout qtest's
+# runs them on 10.0, I1 against the goldens of its unpatched build, the
+# abiguard types of 10.0 against their goldens and stream from the 10.0
+# build, the series' qtests, the layout qtest's
 # matrix against Debian's 7.2, 10.0.2, 10.0.13 and 11.1.3 (Debian 13) and
 # the 10.0 base, and a real guest from Debian's 10.0.2 and the 10.0 base.
 part_base102() {

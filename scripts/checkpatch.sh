@@ -1,13 +1,12 @@
 #!/bin/bash
-# Run QEMU's own scripts/checkpatch.pl (the 10.0 tree's) over every patch
-# of the series, on both bases.
+# Run QEMU's own scripts/checkpatch.pl over every patch of the series, on
+# both bases, each with its base's checkpatch (build/qemu, build/10.2/qemu).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-tree=$BUILD/qemu
 bad=0
 for p in "$TOP"/patches/*/[0-9][0-9][0-9][0-9]-*.patch; do
-  case $p in */0000-*) continue ;; esac
+  case $p in */0000-*) continue ;; */10.2/*) tree=$BUILD/10.2/qemu ;; *) tree=$BUILD/qemu ;; esac
   # Clean means no error and no warning, not merely exit status 0.
   if out=$(cd "$tree" && ./scripts/checkpatch.pl "$p" 2>&1) && ! grep -qE '^(ERROR|WARNING)' <<<"$out"; then
     echo "clean: ${p#"$TOP"/patches/}"

@@ -6,7 +6,7 @@ SCRIPTS := $(CURDIR)/scripts
 export BUILD
 include versions
 
-.PHONY: all setup fetch peers old-host debian13-hosts tree build wrappers unpatched guest env demo check \
+.PHONY: all setup setup-demo fetch peers old-host debian13-hosts tree build wrappers unpatched guest env demo check \
         check-qtest check-golden check-stream check-offered check-libvirt \
         check-guest check-matrix check-base102 check-releases build-10.2 unpatched-10.2 \
         check-upstream check-sanitizers fuzz bench bench-preflight goldens export \
@@ -14,14 +14,18 @@ include versions
 
 all: build wrappers
 
-setup:
+# What building the patched QEMU and the demo need; setup adds what the
+# rest of make check needs (libvirt, mmdebstrap, clang, ...).
+setup-demo:
 	@$(SCRIPTS)/setup-apt.sh
-	@$(SCRIPTS)/install-build-deps.sh
+	@$(SCRIPTS)/install-build-deps.sh demo
+setup: setup-demo
+	@$(SCRIPTS)/install-build-deps.sh check
 
-fetch: setup
+fetch: setup-demo
 	@$(SCRIPTS)/fetch-source.sh
 
-peers: setup
+peers: setup-demo
 	@$(SCRIPTS)/fetch-peers.sh
 
 # The old host for the libvirt test: Debian 12 with QEMU 7.2 and libvirt 9.0.
@@ -61,12 +65,16 @@ guest: setup
 env:
 	@$(SCRIPTS)/print-env.sh
 
-demo: wrappers
+# The demo runs the patched QEMU and the two peers, nothing else: it builds
+# no qtest.
+demo: tree peers
+	@$(SCRIPTS)/build-qemu.sh --only qemu-system-x86_64
+	@$(SCRIPTS)/make-wrappers.sh
 	@$(SCRIPTS)/demo.py
 
 # make check runs all its parts (scripts/check.sh says what each covers,
 # and their order); make check-PART runs one.
-check: build-10.2 debian13-hosts wrappers guest old-host
+check: setup build-10.2 debian13-hosts wrappers guest old-host
 	@$(SCRIPTS)/check.sh
 
 check-qtest check-golden check-stream check-offered: wrappers

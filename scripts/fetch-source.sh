@@ -1,7 +1,7 @@
 #!/bin/bash
-# Download Debian's QEMU orig tarballs of both bases from the pool of this
-# machine's Debian mirror, and verify each against the SHA256 pinned in
-# ./versions.
+# Download Debian's QEMU orig tarball of the base (BASE=10.0 or 10.2) from
+# the pool of this machine's Debian mirror, and verify it against the
+# SHA256 pinned in ./versions.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -31,5 +31,4 @@ fetch() {
   mv "$dest.part" "$dest"
 }
 
-fetch "$QEMU_ORIG_TARBALL" "$QEMU_ORIG_SHA256"
-fetch "$QEMU_10_2_ORIG_TARBALL" "$QEMU_10_2_ORIG_SHA256"
+fetch "$BASE_TARBALL" "$BASE_SHA256"

@@ -1,27 +1,34 @@
 #!/bin/bash
-# Install what building and testing the patched QEMU needs, from Debian
-# bookworm (and bookworm-backports for meson >= 1.5, python3-pycotap and
-# the new host's libvirt).
+# Install, from Debian bookworm (and bookworm-backports for meson >= 1.5,
+# python3-pycotap and the new host's libvirt), what one of two groups needs:
+#   demo   building the patched QEMU 10.0.2 and running make demo;
+#   check  the rest of make check and the long targets.
+# Usage: install-build-deps.sh demo|check
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-pkgs=(build-essential ccache git ninja-build pkg-config flex bison python3-venv
-      libglib2.0-dev libpixman-1-dev zlib1g-dev libfdt-dev libslirp-dev
-      libaio-dev libzstd-dev xz-utils seabios ipxe-qemu cpio
-      iproute2 mmdebstrap
-      device-tree-compiler  # QEMU 10.2's tarball ships no .dtb files
-      python3-libvirt  # the preflight talks to libvirt with its bindings
-      clang libclang-rt-14-dev  # make fuzz: libFuzzer, ASan, UBSan
-      swtpm)  # for upstream's tpm-*-swtpm-test
-bpo=(meson python3-pycotap
-     libvirt-daemon=$NEW_HOST_LIBVIRT_VERSION
+case ${1:-} in
+demo)
+  pkgs=(build-essential ccache git ninja-build pkg-config flex bison python3-venv
+        libglib2.0-dev libpixman-1-dev zlib1g-dev libfdt-dev libslirp-dev
+        libaio-dev libzstd-dev xz-utils seabios ipxe-qemu)
+  bpo=(meson python3-pycotap) ;;
+check)
+  pkgs=(cpio iproute2 mmdebstrap
+        device-tree-compiler  # QEMU 10.2's tarball ships no .dtb files
+        python3-libvirt  # the preflight talks to libvirt with its bindings
+        clang libclang-rt-14-dev  # make fuzz: libFuzzer, ASan, UBSan
+        swtpm)  # for upstream's tpm-*-swtpm-test
+  bpo=(libvirt-daemon=$NEW_HOST_LIBVIRT_VERSION
      libvirt-daemon-driver-qemu=$NEW_HOST_LIBVIRT_VERSION
      libvirt-daemon-driver-storage=$NEW_HOST_LIBVIRT_VERSION  # preflight scratch disks
-     libvirt-clients=$NEW_HOST_LIBVIRT_VERSION)
-stamp=$STAMPS/build-deps-$(printf '%s\n' "${pkgs[@]}" "${bpo[@]}" | sha256sum | cut -c1-12)
+     libvirt-clients=$NEW_HOST_LIBVIRT_VERSION) ;;
+*) die "usage: $0 demo|check" ;;
+esac
+stamp=$STAMPS/build-deps-$1-$(printf '%s\n' "${pkgs[@]}" "${bpo[@]}" | sha256sum | cut -c1-12)
 [ -f "$stamp" ] && exit 0
 need_root
-log "installing build dependencies"
+log "installing what $1 needs"
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null ||
   die "apt-get install of build dependencies failed: is the Debian registry reachable? rerun 'make setup'"
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -t bookworm-backports "${bpo[@]}" >/dev/null ||

@@ -21,7 +21,7 @@ write qemu-patched-10.0 "exec $BUILD/qemu-build/qemu-system-x86_64 \"\$@\""
 # The second base, once built (make build BASE=10.2, make unpatched BASE=10.2).
 for build in patched:qemu-build unpatched:unpatched/qemu-build; do
   bin=$BUILD/10.2/${build#*:}/qemu-system-x86_64
-  [ -x "$bin" ] && write "qemu-${build%%:*}-10.2" "exec $bin \"\$@\""
+  if [ -x "$bin" ]; then write "qemu-${build%%:*}-10.2" "exec $bin \"\$@\""; fi
 done
 for peer in 7.2 10.0.2; do
   root=$BUILD/peers/stock-$peer
@@ -61,5 +61,7 @@ SHIM
 qtest_shim stock-7.2 "-audio none" "-run-with exit-with-parent=on"
 qtest_shim stock-10.0.2 "-run-with exit-with-parent=on"
 qtest_shim patched-10.0 "-run-with exit-with-parent=on"
-[ -x "$BUILD/bin/qemu-debian13-10.0.13" ] &&
+# an optional peer: only once make debian13-hosts has made its root
+if [ -x "$BUILD/bin/qemu-debian13-10.0.13" ]; then
   qtest_shim debian13-10.0.13 "-run-with exit-with-parent=on"
+fi

@@ -9,7 +9,7 @@ include versions
 .PHONY: all setup setup-demo fetch peers old-host debian13-hosts tree build wrappers unpatched guest env demo check \
         check-qtest check-golden check-stream check-offered check-libvirt \
         check-guest check-matrix check-base102 check-releases build-10.2 unpatched-10.2 \
-        check-upstream check-sanitizers fuzz bench bench-preflight goldens export \
+        check-pins check-upstream check-sanitizers fuzz bench bench-preflight goldens export \
         checkpatch bisect-check clean
 
 all: build wrappers
@@ -61,6 +61,10 @@ unpatched: tree peers
 
 guest: setup
 	@$(SCRIPTS)/make-guest.sh
+
+# Every pin of ./versions against what the registry serves today.
+check-pins: setup-demo
+	@$(SCRIPTS)/check-pins.sh
 
 env:
 	@$(SCRIPTS)/print-env.sh

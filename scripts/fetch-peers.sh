@@ -6,13 +6,14 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-fetch_peer() { # name arch-version data-version
-  local name=$1 av=$2 dv=$3 dir=$BUILD/peers/$1
+fetch_peer() { # name suite arch-version data-version
+  local name=$1 suite=$2 av=$3 dv=$4 dir=$BUILD/peers/$1
   local stamp=$STAMPS/peer-$name-$(printf '%s %s' "$av" "$dv" | sha256sum | cut -c1-12)
   [ -f "$stamp" ] && [ -x "$dir/usr/bin/qemu-system-x86_64" ] && [ -L "$dir/usr/share/seabios" ] && return 0
   need_root
+  av=$(pin "$suite" qemu-system-x86 "$av") && dv=$(pin "$suite" qemu-system-data "$dv") || exit 1
   log "fetching peer $name (qemu-system-x86 $av)"
-  local debs=$CACHE/debs/$name-${stamp##*-}
+  local debs=$CACHE/debs/$name-$(printf '%s %s' "$av" "$dv" | sha256sum | cut -c1-12)
   rm -rf "$dir.tmp" && mkdir -p "$dir.tmp" "$debs"
   # apt-get download writes each .deb under its final name only when complete.
   (cd "$debs" &&
@@ -38,5 +39,5 @@ fetch_peer() { # name arch-version data-version
   mkdir -p "$STAMPS" && touch "$stamp"
 }
 
-fetch_peer stock-7.2 "$PEER_7_2_ARCH_VERSION" "$PEER_7_2_DATA_VERSION"
-fetch_peer stock-10.0.2 "$PEER_10_0_2_ARCH_VERSION" "$PEER_10_0_2_DATA_VERSION"
+fetch_peer stock-7.2 "$PEER_7_2_SUITE" "$PEER_7_2_ARCH_VERSION" "$PEER_7_2_DATA_VERSION"
+fetch_peer stock-10.0.2 "$PEER_10_0_2_SUITE" "$PEER_10_0_2_ARCH_VERSION" "$PEER_10_0_2_DATA_VERSION"

@@ -11,7 +11,8 @@ case ${1:-} in
 demo)
   pkgs=(build-essential ccache git ninja-build pkg-config flex bison python3-venv
         libglib2.0-dev libpixman-1-dev zlib1g-dev libfdt-dev libslirp-dev
-        libaio-dev libzstd-dev xz-utils seabios ipxe-qemu)
+        libaio-dev libzstd-dev xz-utils
+        "seabios=$SEABIOS_VERSION" "ipxe-qemu=$IPXE_QEMU_VERSION")  # pinned below
   bpo=(meson python3-pycotap) ;;
 check)
   pkgs=(cpio iproute2 mmdebstrap
@@ -28,8 +29,22 @@ esac
 stamp=$STAMPS/build-deps-$1-$(printf '%s\n' "${pkgs[@]}" "${bpo[@]}" | sha256sum | cut -c1-12)
 [ -f "$stamp" ] && exit 0
 need_root
+# pin_each SUITE ARRAY: each PACKAGE=VERSION of ARRAY as the rule in
+# ./versions takes it
+pin_each() {
+  local suite=$1 i p v
+  local -n list=$2
+  for i in "${!list[@]}"; do
+    p=${list[$i]}
+    case $p in *=*) v=$(pin "$suite" "${p%%=*}" "${p#*=}") || exit 1; list[$i]=${p%%=*}=$v ;; esac
+  done
+}
+case $1 in
+  demo) pin_each "$FIRMWARE_SUITE" pkgs ;;
+  check) pin_each "$NEW_HOST_LIBVIRT_SUITE" bpo ;;
+esac
 log "installing what $1 needs"
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null ||
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends --allow-downgrades "${pkgs[@]}" >/dev/null ||
   die "apt-get install of build dependencies failed: is the Debian registry reachable? rerun 'make setup'"
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -t bookworm-backports "${bpo[@]}" >/dev/null ||
   die "apt-get install of ${bpo[*]} from bookworm-backports failed: rerun 'make setup'"

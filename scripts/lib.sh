@@ -85,3 +85,83 @@ debian_mirror() {
       awk '$1=="deb" && $0 ~ / bookworm / { for (i=2;i<=NF;i++) if ($i ~ /:\/\//) { print $i; break } }'
   } 2>/dev/null | head -n 1 || true
 }
+
+# Pins that survive the archive.  A suite that moves (backports, security
+# updates, point releases) stops serving a pinned binary; the rule in
+# ./versions then picks its substitute, and the harness says so.
+#
+# served_versions SUITE PACKAGE: the versions of PACKAGE that SUITE serves,
+# one a line.  bookworm suites are read from this machine's apt sources
+# (make setup adds bookworm-backports); other suites from an apt state of
+# their own under $CACHE/apt/SUITE, made from the same mirror.
+served_versions() {
+  local suite=$1 pkg=$2
+  case $suite in
+    bookworm*) apt-cache madison "$pkg" ;;
+    *) suite_apt_cache "$suite" madison "$pkg" ;;
+  esac | awk -F'|' -v suite="$suite" '$3 ~ (" " suite "/") { gsub(/ /, "", $2); print $2 }'
+}
+# suite_apt_cache SUITE ARGS...: apt-cache over SUITE alone, its lists
+# refreshed when older than a day.
+suite_apt_cache() {
+  local suite=$1 dir=$CACHE/apt/$1 mirror
+  shift
+  local opts=(-o "Dir::Etc::SourceList=$dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
+              -o "Dir::State::Lists=$dir/lists" -o "Dir::Cache=$dir/cache"
+              -o "Dir::State::status=$dir/status" -o Debug::NoLocking=1)
+  if [ -z "$(find "$dir/lists" -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null)" ]; then
+    mirror=$(debian_mirror)
+    [ -n "$mirror" ] || die "no apt source for Debian bookworm found in /etc/apt"
+    mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial" && touch "$dir/status"
+    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $suite main" \
+      > "$dir/sources.list"
+    apt-get "${opts[@]}" update -qq >/dev/null 2>&1 ||
+      die "apt-get update of $suite failed: is the Debian registry reachable?"
+  fi
+  apt-cache "${opts[@]}" "$@"
+}
+# substitute VERSION: reads the served versions on stdin and prints the
+# rule's pick: VERSION itself if served, else the newest Debian revision of
+# the same upstream version (epoch and upstream part), else nothing.
+substitute() {
+  local want=$1 best= v
+  while read -r v; do
+    [ "$v" = "$want" ] && { echo "$v"; return 0; }
+    [ "${v%-*}" = "${want%-*}" ] || continue
+    if [ -z "$best" ] || dpkg --compare-versions "$v" gt "$best"; then best=$v; fi
+  done
+  [ -n "$best" ] && echo "$best"
+  return 0
+}
+# pin SUITE PACKAGE VERSION: the version of PACKAGE to fetch, by the rule
+# above; a substitute is logged and listed in $BUILD/pins-substituted,
+# which make check prints.  Fails, naming the pin, when there is none.
+pin() {
+  local suite=$1 pkg=$2 want=$3 got
+  got=$(served_versions "$suite" "$pkg" | substitute "$want")
+  [ -n "$got" ] || die "$suite serves no $pkg $want, nor another Debian revision of ${want%-*}: update ./versions"
+  [ "$got" = "$want" ] || substituted "$suite" "$pkg $want" "$pkg $got"
+  echo "$got"
+}
+# substituted SUITE PINNED TAKEN: log a substitute and list it for make check.
+substituted() {
+  log "$1 no longer serves $2: using $3 (the rule in ./versions)"
+  mkdir -p "$BUILD"
+  grep -qxF "$2 -> $3 ($1)" "$BUILD/pins-substituted" 2>/dev/null ||
+    echo "$2 -> $3 ($1)" >> "$BUILD/pins-substituted"
+}
+# guest_kernel: "ABI VERSION" of the guest kernel by the rule in ./versions:
+# the pinned package's own revisions while its suite serves it; else the
+# ABI of the suite's newest linux-image-amd64 of the same series (6.1).
+guest_kernel() {
+  local abi=$GUEST_KERNEL_ABI series=${GUEST_KERNEL_VERSION%.*} v meta= got
+  got=$(served_versions "$GUEST_KERNEL_SUITE" "linux-image-$abi" | substitute "$GUEST_KERNEL_VERSION")
+  if [ -n "$got" ]; then echo "$abi $got"; return 0; fi
+  for v in $(served_versions "$GUEST_KERNEL_SUITE" linux-image-amd64); do
+    [[ $v == "$series".* ]] || continue
+    if [ -z "$meta" ] || dpkg --compare-versions "$v" gt "$meta"; then meta=$v; fi
+  done
+  [ -n "$meta" ] || return 1
+  apt-cache show "linux-image-amd64=$meta" |
+    sed -n 's/^Depends: linux-image-\([^ ]*\) (= \([^)]*\)).*/\1 \2/p' | head -n 1 | grep .
+}

@@ -9,17 +9,24 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 root=$BUILD/old-host
-tarball=$CACHE/debian12-qemu-$PEER_7_2_ARCH_VERSION-libvirt-$OLD_HOST_LIBVIRT_VERSION.tar
-tarball=${tarball//:/_}
-stamp=$STAMPS/old-host-$(basename "$tarball")
+qemu=$PEER_7_2_ARCH_VERSION libvirt=$OLD_HOST_LIBVIRT_VERSION
+# tarball_for QEMU LIBVIRT: the cached root of those versions
+tarball_for() { local t=$CACHE/debian12-qemu-$1-libvirt-$2.tar; echo "${t//:/_}"; }
+stamp=$STAMPS/old-host-$(basename "$(tarball_for "$qemu" "$libvirt")")
 [ -f "$stamp" ] && exit 0
 need_root
 
+tarball=$(tarball_for "$qemu" "$libvirt")
+if [ ! -f "$tarball" ]; then
+  qemu=$(pin "$PEER_7_2_SUITE" qemu-system-x86 "$qemu") &&
+    libvirt=$(pin "$OLD_HOST_LIBVIRT_SUITE" libvirt-daemon "$libvirt") || exit 1
+  tarball=$(tarball_for "$qemu" "$libvirt")
+fi
 if [ ! -f "$tarball" ]; then
   mirror=$(root_mirror) || exit 1
-  log "making the old host's Debian 12 root (QEMU $PEER_7_2_ARCH_VERSION, libvirt $OLD_HOST_LIBVIRT_VERSION)"
+  log "making the old host's Debian 12 root (QEMU $qemu, libvirt $libvirt)"
   mmdebstrap --quiet --variant=apt --format=tar \
-    --include="qemu-system-x86=$PEER_7_2_ARCH_VERSION,libvirt-daemon=$OLD_HOST_LIBVIRT_VERSION,libvirt-daemon-driver-qemu=$OLD_HOST_LIBVIRT_VERSION,libvirt-clients=$OLD_HOST_LIBVIRT_VERSION,seabios,ipxe-qemu" \
+    --include="qemu-system-x86=$qemu,libvirt-daemon=$libvirt,libvirt-daemon-driver-qemu=$libvirt,libvirt-clients=$libvirt,seabios,ipxe-qemu" \
     --customize-hook='chroot "$1" useradd --system --user-group --no-create-home libvirt-qemu' \
     bookworm "$tarball.tmp" "deb $mirror bookworm main" > "$BUILD/old-host.log" 2>&1 ||
     { rm -f "$tarball.tmp"; die "mmdebstrap failed; see $BUILD/old-host.log"; }

@@ -174,8 +174,10 @@ class Run:
 
     def start_new(self, qemu, dev=None, port=4444):
         self.uri = "tcp:%s:%d" % (self.hosts.NEW_ADDR, port)
+        # the trace names each section the destination begins to load
         self.new = Host("new", qemu, self.machine, self.workdir, self.disk,
-                        ["-device", dev or self.dev, "-incoming", "defer"],
+                        ["-device", dev or self.dev, "-incoming", "defer",
+                         "-trace", "qemu_loadvm_state_section_startfull"],
                         self.hosts.new)
         for h in (self.old, self.new):
             # with a return path the source learns of a failed load

@@ -17,7 +17,7 @@ tmp=$(mktemp -d /tmp/abiguard-libvirt-XXXXXX)
 trap hosts_down EXIT
 hosts_up "$old_root"
 
-domain() { # name machine emulator [property=false...]
+domain() { # name machine emulator console-file [property=false...]
   cat <<XML
 <domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
   <name>$1</name>
@@ -39,13 +39,13 @@ domain() { # name machine emulator [property=false...]
       <target dev='vda' bus='virtio'/>
       <alias name='ua-disk1'/>
     </disk>
-    <serial type='pty'/>   <!-- the guest's shell waits there, idle -->
+    <serial type='file'><source path='$4'/></serial>  <!-- "GUEST READY", then an idle shell -->
     <memballoon model='none'/>
   </devices>
 XML
-  if [ $# -gt 3 ]; then
+  if [ $# -gt 4 ]; then
     echo "  <qemu:override><qemu:device alias='ua-disk1'><qemu:frontend>"
-    for p in "${@:4}"; do
+    for p in "${@:5}"; do
       echo "    <qemu:property name='$p' type='bool' value='false'/>"
     done
     echo "  </qemu:frontend></qemu:device></qemu:override>"
@@ -56,8 +56,8 @@ XML
 start_domain() { # name host machine emulator [property=false...]
   truncate -s 16M "$tmp/$1.raw"
   echo "abiguard $1" | dd of="$tmp/$1.raw" conv=notrunc status=none
-  domain "$1" "$3" "$4" "${@:5}" > "$tmp/$1-src.xml"
-  domain "$1" "$3" "$new_qemu" > "$tmp/$1-dst.xml"
+  domain "$1" "$3" "$4" "$tmp/$1-src.console" "${@:5}" > "$tmp/$1-src.xml"
+  domain "$1" "$3" "$new_qemu" "$tmp/$1-dst.console" > "$tmp/$1-dst.xml"
   virsh -q -c "$(uri "$2")" create "$tmp/$1-src.xml" > "$tmp/$1-create.out" 2>&1
   tap_ok $? "$1 starts on the $2 host ($3)" || sed 's/^/# /' "$tmp/$1-create.out"
 }
@@ -76,7 +76,12 @@ migrate() { # name from [virsh migrate options]
 start_domain abg-g1 old pc-i440fx-7.2 /usr/bin/qemu-system-x86_64
 start_domain abg-g2 old pc-i440fx-7.2 /usr/bin/qemu-system-x86_64 discard write-zeroes
 start_domain abg-g3 new2 pc-i440fx-10.0-abiguard1 "$new_qemu" discard write-zeroes secure-erase
-sleep 8   # let the guests boot and bind their virtio drivers
+# each guest has booted and bound its virtio drivers when it says so
+for g in abg-g1 abg-g2 abg-g3; do
+  for _ in $(seq 600); do grep -q "GUEST READY" "$tmp/$g-src.console" 2>/dev/null && break; sleep 0.1; done
+  grep -q "GUEST READY" "$tmp/$g-src.console" 2>/dev/null && ! grep -q "GUEST: insmod" "$tmp/$g-src.console"
+  tap_ok $? "$g: the guest says it is ready" || sed 's/^/#   console: /' "$tmp/$g-src.console" 2>/dev/null
+done
 
 migrate abg-g1 old --p2p > "$tmp/abg-g1.out" 2>&1
 tap_ok $? "compatible domain, old -> new: virsh migrate --live succeeds"
@@ -88,39 +93,49 @@ virsh -q -c "$(uri new)" destroy abg-g1 > /dev/null 2>&1   # TCG time for the re
 # ATTEMPTS refused migrations with --p2p, then as many without.  Writes,
 # per mode: how many failed, showed FIRST to the virsh user, and left the
 # domain running on the source with its disk unchanged; the seconds they
-# took; what virsh printed the first time and when FIRST was missing.
+# took; what virsh printed the first time and each time FIRST was missing,
+# and how many of those were libvirt 9.0's race (RACE below).
+RACE="unable to execute QEMU command 'cont': Migration is not finalized yet"
 refusals() { # name from first
-  local name=$1 from=$2 first=$3 mode sum refused seen kept out t0
+  local name=$1 from=$2 first=$3 mode sum refused seen kept race out t0
   sum=$(sha256sum < "$tmp/$name.raw")
   for mode in p2p direct; do
-    refused=0 seen=0 kept=0 t0=$(date +%s%N)
+    refused=0 seen=0 kept=0 race=0 t0=$(date +%s%N)
+    : > "$tmp/$name-$mode.missed"
     for try in $(seq "$attempts"); do
       out=$tmp/$name-$mode-$try.out
       if [ $mode = p2p ]; then migrate "$name" "$from" --p2p; else migrate "$name" "$from"; fi > "$out" 2>&1 ||
         refused=$((refused + 1))
-      if grep -qF "$first" "$out"; then seen=$((seen + 1)); else cp "$out" "$tmp/$name-$mode.missed"; fi
+      if grep -qF "$first" "$out"; then
+        seen=$((seen + 1))
+      else
+        cat "$out" >> "$tmp/$name-$mode.missed"
+        if grep -qF "$RACE" "$out"; then race=$((race + 1)); fi
+      fi
       virsh -q -c "$(uri "$from")" domstate "$name" 2>&1 | grep -qx running &&
         [ "$(sha256sum < "$tmp/$name.raw")" = "$sum" ] && kept=$((kept + 1))
     done
-    echo "$refused $seen $kept $((($(date +%s%N) - t0) / 1000000000))" > "$tmp/$name-$mode.counts"
+    echo "$refused $seen $kept $race $((($(date +%s%N) - t0) / 1000000000))" > "$tmp/$name-$mode.counts"
     cp "$tmp/$name-$mode-1.out" "$tmp/$name-$mode.first"
   done
 }
 
 report() { # name label source-libvirt
-  local name=$1 label=$2 mode refused seen kept secs
+  local name=$1 label=$2 mode refused seen kept race secs
   for mode in p2p direct; do
-    read -r refused seen kept secs < "$tmp/$name-$mode.counts"
+    read -r refused seen kept race secs < "$tmp/$name-$mode.counts"
     echo "# $label, $mode: $attempts attempts in $secs s; virsh printed the first time:"
     sed 's/^/#   /' "$tmp/$name-$mode.first"
     [ "$refused" = "$attempts" ]; tap_ok $? "$label, $mode: virsh migrate fails ($refused of $attempts)"
     if [ "$seen" = "$attempts" ]; then
       tap_ok 0 "$label, $mode: virsh prints the refusal ($seen of $attempts)"
-    elif [ "$3" = 9.0 ] && ! grep -q "load of migration failed" "$tmp/$name-$mode.missed"; then
-      # libvirt 9.0 on the source composed the message without the
-      # destination's part; the series cannot reach a stock source.
+    elif [ "$3" = 9.0 ] && [ "$race" = $((attempts - seen)) ] && [ "$race" -le $((attempts * 3 / 10)) ]; then
+      # libvirt 9.0 on the source resumes the guest before the destination
+      # has reported, and prints its own error instead; the series cannot
+      # reach a stock source.  Measured in 7 of 100 attempts: more than 3
+      # of 10, or any other message, is a failure.
       tap_todo "$label, $mode: virsh prints the refusal ($seen of $attempts)" \
-        "libvirt 9.0 on the source reported an error of its own, not the destination's reason, in $((attempts - seen)) of $attempts attempts; virsh printed: $(tr '\n' ' ' < "$tmp/$name-$mode.missed")"
+        "libvirt 9.0 on the source printed its own error, \"$RACE\", not the destination's reason, in $race of $attempts attempts"
     else
       tap_ok 1 "$label, $mode: virsh prints the refusal ($seen of $attempts)"
       sed 's/^/#   missed: /' "$tmp/$name-$mode.missed"

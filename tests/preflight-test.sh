@@ -157,13 +157,27 @@ preflight --from "$(uri old)" --to "$(uri old)" abg-p01 > "$tmp/stock.out" 2>&1
 rc=$?
 [ $rc = 2 ] && grep -qx "abg-p01: error: the destination's QEMU cannot compare guest ABIs (it lacks __invalid.abiguard_guest-abi-compare): it is not patched" "$tmp/stock.out"
 tap_ok $? "a stock destination: said so, exit status 2 (got $rc: $(cat "$tmp/stock.out"))"
-for delay in 0.3 0.6 0.9; do
-  "$top/scripts/preflight.py" --from "$(uri old)" --to "$(uri new)" abg-p02 > /dev/null 2>&1 &
+# SIGTERM while a check is under way: once the throwaway copy's QEMU runs
+# on the new host, for one domain and for every domain of the old host.
+for what in abg-p02 --all; do
+  "$top/scripts/preflight.py" --from "$(uri old)" --to "$(uri new)" $what > "$tmp/term.out" 2>&1 &
   pf=$!
-  sleep $delay; kill -TERM $pf 2>/dev/null; wait $pf 2>/dev/null
+  during=1
+  for _ in $(seq 600); do
+    if pgrep -f "guest=abiguard-preflight-$pf-" > /dev/null; then during=0; break; fi
+    kill -0 $pf 2>/dev/null || break
+    sleep 0.02
+  done
+  kill -TERM $pf 2>/dev/null; wait $pf; rc=$?
+  tap_ok $during "SIGTERM to preflight $what landed while its throwaway copy ran" ||
+    sed 's/^/# /' "$tmp/term.out"
+  checked=$(grep -c '^abg-p[0-9]*: ' "$tmp/term.out")
+  [ $rc = 2 ] && [ "$checked" -le 1 ]
+  tap_ok $? "preflight $what: stopped with exit status 2 after the check under way (got $rc, $checked verdicts)" ||
+    sed 's/^/# /' "$tmp/term.out"
   state new > "$tmp/new.interrupted"
   diff -q "$tmp/new.before" "$tmp/new.interrupted" > /dev/null
-  tap_ok $? "interrupted after ${delay}s: the new host is as before" ||
+  tap_ok $? "preflight $what interrupted during a check: the new host is as before" ||
     diff "$tmp/new.before" "$tmp/new.interrupted" | sed 's/^/# /'
 done
 state old > "$tmp/old.after-errors"

@@ -1,12 +1,19 @@
-"""TAP output for the harness's Python tests: one helper for all of them.
+"""TAP for the harness: the writer of its Python tests, and the one reader
+of every TAP stream it runs (the series' qtests, upstream's, the harness's
+own tests, the sanitizer run).
 
     tap = Tap(len(cases))       # or Tap(): the plan is printed at the end
     tap.result(ok, "name", ["a diagnostic line", ...])
     tap.result(False, "name", todo="why")      # a named expected failure
     sys.exit(tap.done())
 
-scripts/check.sh counts the results and compares them with the plan.
+    counts = read(text, rc)     # a stream, and its writer's exit status
+
+or, from a shell, "tap.py count LOG RC", which prints the counts as
+"passed failed skipped xfailed" on the first line, then a line per problem
+("fail NAME" or "xfail NAME").
 """
+import re
 import sys
 
 
@@ -37,3 +44,84 @@ class Tap:
             print("# planned %d results, printed %d" % (self.plan, self.count))
             return 1
         return 1 if self.failed else 0
+
+
+RESULT = re.compile(r"^(ok|not ok)\b\s*(\d+)?\s*-?\s*(.*?)\s*"
+                    r"(?:#\s*(SKIP|TODO)\S*\s*(.*))?$", re.IGNORECASE)
+PLAN = re.compile(r"^1\.\.(\d+)")
+
+
+class Counts:
+    """What one TAP stream says.
+
+    passed, failed, skipped and xfailed (a "not ok" marked TODO: a named
+    expected failure) count results; failures and xfails name them.  A
+    TODO that passes, a missing or short plan, "Bail out!", or a non-zero
+    exit with no failed result are failures too.
+    """
+
+    def __init__(self):
+        self.passed = self.failed = self.skipped = self.xfailed = 0
+        self.failures, self.xfails = [], []
+
+    def fail(self, why):
+        self.failed += 1
+        self.failures.append(why)
+
+
+def read(text, rc=0):
+    c = Counts()
+    plan = None
+    ran = 0
+    for line in text.splitlines():
+        if line.startswith("Bail out!"):
+            c.fail(line)
+            continue
+        m = PLAN.match(line)
+        if m:
+            plan = int(m.group(1))
+            if plan == 0 and "# SKIP" in line.upper():
+                c.skipped += 1      # the whole stream skipped, and says why
+            continue
+        m = RESULT.match(line)
+        if not m:
+            continue
+        ran += 1
+        ok = m.group(1).lower() == "ok"
+        directive = (m.group(4) or "").upper()
+        name = m.group(3) + (" # " + m.group(5) if m.group(5) else "")
+        if directive == "SKIP":
+            c.skipped += 1
+        elif directive == "TODO" and ok:
+            c.fail("%s: an expected failure passed (remove its TODO)" % name)
+        elif directive == "TODO":
+            c.xfailed += 1
+            c.xfails.append(name)
+        elif ok:
+            c.passed += 1
+        else:
+            c.fail(name)
+    if plan is None:
+        c.fail("no plan: the stream ended early (exit %s)" % rc)
+    elif plan != ran:
+        c.fail("planned %d results, read %d (exit %s)" % (plan, ran, rc))
+    elif rc != 0 and not c.failed:
+        c.fail("exit %s with no failed result" % rc)
+    return c
+
+
+def main():
+    if len(sys.argv) != 4 or sys.argv[1] != "count":
+        sys.exit("usage: tap.py count LOG RC")
+    with open(sys.argv[2], errors="replace") as f:
+        rc = sys.argv[3]
+        c = read(f.read(), int(rc) if rc.lstrip("-").isdigit() else rc)
+    print(c.passed, c.failed, c.skipped, c.xfailed)
+    for name in c.failures:
+        print("fail " + name)
+    for name in c.xfails:
+        print("xfail " + name)
+
+
+if __name__ == "__main__":
+    main()

@@ -5,7 +5,8 @@
 
 One row per test: the result on each build (cases passed, failed and
 skipped) and the seconds each took.  Rows whose result or case counts
-differ are marked.
+differ are marked, and make the exit status 1: the series must change no
+upstream test's outcome.
 """
 import json
 import sys
@@ -37,9 +38,12 @@ def main():
     unpatched, patched = (json.load(open(p)) for p in sys.argv[1:])
     print("| test | unpatched | patched | seconds (unpatched / patched) |")
     print("| --- | --- | --- | --- |")
+    differ = []
     for name in sorted(set(unpatched) | set(patched)):
         u, p = unpatched.get(name), patched.get(name)
         differs = " **differs**" if key(u) != key(p) else ""
+        if differs:
+            differ.append(name)
         secs = " / ".join(str(r["seconds"]) if r else "-" for r in (u, p))
         print(f"| {name}{differs} | {cell(u)} | {cell(p)} | {secs} |")
     for label, res in (("unpatched", unpatched), ("patched", patched)):
@@ -47,7 +51,11 @@ def main():
         fails = sum(r["result"] == "fail" for r in res.values())
         print(f"\n{label}: {len(res)} tests, {fails} failed, "
               f"{total / 60:.1f} minutes")
+    if differ:
+        sys.stderr.write("upstream qtests whose outcome differs on the "
+                         "patched build: %s\n" % ", ".join(differ))
+    return 1 if differ else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -17,7 +17,7 @@ all because guests make no progress under KVM here:
 
 OUT.json maps each test to its result: "pass", "fail" or "skip" (no case
 passed, none failed), its counts as tests/tap.py reads them (ok, not ok,
-skip, xfail), exit status and seconds.
+skip, xfail), each case's outcome ("cases"), exit status and seconds.
 A test that fails only in a case known to race under load
 (tests/tap.py, KNOWN_RACES) gets one more run, and its entry is that run's,
 with the first one under "first_run" (log NAME.log.first).  The exit
@@ -70,7 +70,7 @@ def run(build, test, logdir):
         result = "pass"
     return name, {"result": result, "ok": c.passed, "not_ok": c.failed,
                   "skip": c.skipped, "xfail": c.xfailed, "rc": rc,
-                  "seconds": seconds}
+                  "seconds": seconds, "cases": c.cases}
 
 
 def main():

@@ -59,7 +59,8 @@ class Counts:
     """What one TAP stream says.
 
     passed, failed, skipped and xfailed (a "not ok" marked TODO: a named
-    expected failure) count results; failures and xfails name them.  A
+    expected failure) count results; failures and xfails name them, and
+    cases maps each result's name to "pass", "fail", "skip" or "xfail".  A
     TODO that passes, a missing or short plan, "Bail out!", or a non-zero
     exit with no failed result are failures too.
     """
@@ -67,6 +68,7 @@ class Counts:
     def __init__(self):
         self.passed = self.failed = self.skipped = self.xfailed = 0
         self.failures, self.xfails = [], []
+        self.cases = {}
 
     def fail(self, why):
         self.failed += 1
@@ -96,15 +98,20 @@ def read(text, rc=0):
         name = m.group(3) + (" # " + m.group(5) if m.group(5) else "")
         if directive == "SKIP":
             c.skipped += 1
+            c.cases[m.group(3)] = "skip"
         elif directive == "TODO" and ok:
             c.fail("%s: an expected failure passed (remove its TODO)" % name)
+            c.cases[m.group(3)] = "fail"
         elif directive == "TODO":
             c.xfailed += 1
             c.xfails.append(name)
+            c.cases[m.group(3)] = "xfail"
         elif ok:
             c.passed += 1
+            c.cases[m.group(3)] = "pass"
         else:
             c.fail(name)
+            c.cases[m.group(3)] = "fail"
     if plan is None:
         c.fail("no plan: the stream ended early (exit %s)" % rc)
     elif plan != ran:

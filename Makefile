@@ -6,7 +6,7 @@ SCRIPTS := $(CURDIR)/scripts
 export BUILD
 include versions
 
-.PHONY: all setup setup-demo fetch peers old-host debian13-hosts tree build wrappers unpatched guest env demo check \
+.PHONY: all setup setup-demo setup-fast check-fast fetch peers old-host debian13-hosts tree build wrappers unpatched guest env demo check \
         check-qtest check-golden check-stream check-offered check-libvirt \
         check-guest check-matrix check-base102 check-releases build-10.2 unpatched-10.2 \
         check-pins check-upstream check-sanitizers fuzz bench bench-preflight goldens export \
@@ -19,8 +19,16 @@ all: build wrappers
 setup-demo:
 	@$(SCRIPTS)/setup-apt.sh
 	@$(SCRIPTS)/install-build-deps.sh demo
-setup: setup-demo
+setup: setup-demo setup-fast
 	@$(SCRIPTS)/install-build-deps.sh check
+setup-fast:
+	@$(SCRIPTS)/setup-apt.sh
+	@$(SCRIPTS)/install-build-deps.sh fast
+
+# The fast first stage: unit tests of the harness's pure functions,
+# pyflakes and shellcheck; no build, no QEMU, well under a minute.
+check-fast: setup-fast
+	@$(SCRIPTS)/check-fast.sh
 
 fetch: setup-demo
 	@$(SCRIPTS)/fetch-source.sh

@@ -54,7 +54,7 @@ count_tap() {
 # background, beside the next parts, which leave the second core idle; one
 # at a time.  background COUNT COMMAND...: run COMMAND so; the function
 # COUNT counts its results once it has ended (collect).
-bg_pid= bg_count=
+bg_pid='' bg_count=''
 background() {
   collect
   "${@:2}" &
@@ -242,7 +242,7 @@ qemu_for() {
 # the 10.0 base, and a real guest from Debian's 10.0.2 and the 10.0 base.
 part_base102() {
   local build=$BUILD/10.2/qemu-build t
-  echo "== second base: QEMU 10.2.2 with patches/10.2/ ($(ls "$TOP"/patches/10.2/[0-9]*.patch | grep -vc /0000-) patches)"
+  echo "== second base: QEMU 10.2.2 with patches/10.2/ ($(find "$TOP/patches/10.2" -name '[0-9]*.patch' ! -name '0000-*' | wc -l) patches)"
   # beside the rest of this part, once the libvirt tests have ended
   background count_upstream_10_2 run_upstream_10_2
   RUN_IN=$build run_tap "10.2 golden: stock machine types" "$logs/golden-10.2.log" \

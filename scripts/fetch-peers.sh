@@ -8,12 +8,14 @@ set -euo pipefail
 
 fetch_peer() { # name suite arch-version data-version
   local name=$1 suite=$2 av=$3 dv=$4 dir=$BUILD/peers/$1
-  local stamp=$STAMPS/peer-$name-$(printf '%s %s' "$av" "$dv" | sha256sum | cut -c1-12)
+  local stamp
+  stamp=$STAMPS/peer-$name-$(printf '%s %s' "$av" "$dv" | sha256sum | cut -c1-12)
   [ -f "$stamp" ] && [ -x "$dir/usr/bin/qemu-system-x86_64" ] && [ -L "$dir/usr/share/seabios" ] && return 0
   need_root
   av=$(pin "$suite" qemu-system-x86 "$av") && dv=$(pin "$suite" qemu-system-data "$dv") || exit 1
   log "fetching peer $name (qemu-system-x86 $av)"
-  local debs=$CACHE/debs/$name-$(printf '%s %s' "$av" "$dv" | sha256sum | cut -c1-12)
+  local debs
+  debs=$CACHE/debs/$name-$(printf '%s %s' "$av" "$dv" | sha256sum | cut -c1-12)
   rm -rf "$dir.tmp" && mkdir -p "$dir.tmp" "$debs"
   # apt-get download writes each .deb under its final name only when complete.
   (cd "$debs" &&

@@ -49,7 +49,9 @@ what_each_finding_is() {
 }
 
 status=0 logs=()
-for target in ${*:-$(ls "$seeds")}; do
+targets=("$@")
+[ $# -gt 0 ] || mapfile -t targets < <(ls "$seeds")
+for target in "${targets[@]}"; do
   dir=$BUILD/fuzz/$target
   mkdir -p "$dir/corpus" "$dir/findings"
   max_len=$(stat -c %s "$seeds/$target"/* | sort -n | tail -n 1)

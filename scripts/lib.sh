@@ -34,7 +34,7 @@ export CCACHE_BASEDIR=$BUILD CCACHE_NOHASHDIR=1
 QEMU_FIRMWAREPATH=/usr/share/qemu:/usr/share/seabios:/usr/lib/ipxe/qemu
 QEMU_CONFIGURE_FLAGS=(--target-list=x86_64-softmmu --enable-kvm --enable-tcg
   --enable-slirp --enable-fdt=system --disable-install-blobs --disable-docs
-  --python=/usr/bin/python3 --firmwarepath=$QEMU_FIRMWAREPATH)
+  --python=/usr/bin/python3 "--firmwarepath=$QEMU_FIRMWAREPATH")
 
 # The qtests the series adds, in the tree TREE (default the base's) as
 # checked out: make check, check-sanitizers and the builds run these.
@@ -124,7 +124,7 @@ suite_apt_cache() {
 # rule's pick: VERSION itself if served, else the newest Debian revision of
 # the same upstream version (epoch and upstream part), else nothing.
 substitute() {
-  local want=$1 best= v
+  local want=$1 best='' v
   while read -r v; do
     [ "$v" = "$want" ] && { echo "$v"; return 0; }
     [ "${v%-*}" = "${want%-*}" ] || continue
@@ -154,7 +154,7 @@ substituted() {
 # the pinned package's own revisions while its suite serves it; else the
 # ABI of the suite's newest linux-image-amd64 of the same series (6.1).
 guest_kernel() {
-  local abi=$GUEST_KERNEL_ABI series=${GUEST_KERNEL_VERSION%.*} v meta= got
+  local abi=$GUEST_KERNEL_ABI series=${GUEST_KERNEL_VERSION%.*} v meta='' got
   got=$(served_versions "$GUEST_KERNEL_SUITE" "linux-image-$abi" | substitute "$GUEST_KERNEL_VERSION")
   if [ -n "$got" ]; then echo "$abi $got"; return 0; fi
   for v in $(served_versions "$GUEST_KERNEL_SUITE" linux-image-amd64); do

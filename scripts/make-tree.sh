@@ -12,7 +12,7 @@ tarball=$CACHE/$BASE_TARBALL
 [ -f "$tarball" ] || die "$tarball missing: run 'make fetch'"
 
 series_ids() { git patch-id --stable | cut -d' ' -f1 | sort; }
-patch_files() { ls "$PATCHES"/[0-9][0-9][0-9][0-9]-*.patch 2>/dev/null | grep -v '/0000-' || true; }
+patch_files() { find "$PATCHES" -maxdepth 1 -name '[0-9][0-9][0-9][0-9]-*.patch' ! -name '0000-*' | sort; }
 
 if [ -d "$tree/.git" ]; then
   have=$(git -C "$tree" format-patch --stdout abiguard-base..HEAD | series_ids)

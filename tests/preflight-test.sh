@@ -90,7 +90,7 @@ names=$(printf '%s\n' "${!from[@]}" | sort)
 state() { # host: its domains, pools, preflight leftovers and processes
   virsh -q -c "$(uri "$1")" list --all --name | sort
   virsh -q -c "$(uri "$1")" pool-list --all --name | sort
-  ls "$tmp/$1/lib" | grep abiguard-preflight
+  find "$tmp/$1/lib" -maxdepth 1 -name '*abiguard-preflight*' -printf '%f\n' | sort
   pgrep -f "guest=abiguard-preflight" | sed 's/^/process /'
 }
 for h in old new new2; do state $h > "$tmp/$h.before"; done

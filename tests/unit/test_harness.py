@@ -1,0 +1,259 @@
+"""Unit tests of the harness's pure functions: no root, no build, no QEMU.
+
+  python3 -m unittest discover -s tests/unit -v      (make check-fast)
+"""
+import importlib.util
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+import unittest
+from unittest import mock
+
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+sys.path[:0] = [os.path.join(TOP, "scripts"), os.path.join(TOP, "tests")]
+import guestabi  # noqa: E402
+import preflight  # noqa: E402
+import tap  # noqa: E402
+
+
+def load(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+table = load(os.path.join(TOP, "scripts", "upstream-qtests-table.py"),
+             "upstream_qtests_table")
+
+BLK = ("00:10.0 blk 1af4:1001 sub 1af4:0002 rev 00 class 010000 bars "
+       "0:io:128,1:mem:4096 caps MSI-X@98/2,vendor@84 virtio 2 transitional "
+       "vqs 1 features BLK_F_DISCARD,BLK_F_FLUSH,F_VERSION_1")
+
+
+class Fingerprint(unittest.TestCase):
+    def test_parse(self):
+        addr, f = guestabi.parse(BLK)
+        self.assertEqual(addr, "00:10.0")
+        self.assertEqual(f["id"], "blk")
+        self.assertEqual(f["bars"], "0:io:128,1:mem:4096")
+        self.assertEqual(f["virtio"], "2 transitional")
+        self.assertEqual(f["features"], "BLK_F_DISCARD,BLK_F_FLUSH,F_VERSION_1")
+
+    def test_diff_bar_and_features(self):
+        now = BLK.replace("0:io:128", "0:io:64").replace("BLK_F_DISCARD,", "")
+        self.assertEqual(guestabi.diff([BLK], [now]), [
+            "00:10.0 (blk): bars is 0:io:128,1:mem:4096 in golden, "
+            "0:io:64,1:mem:4096 in now",
+            "00:10.0 (blk): features only in golden: BLK_F_DISCARD; "
+            "only in now: -"])
+
+    def test_diff_device_only_on_one_side(self):
+        self.assertEqual(guestabi.diff([BLK], [], "src", "dst"),
+                         ["00:10.0 (blk): only in src"])
+        self.assertEqual(guestabi.diff([BLK], [BLK]), [])
+
+
+class FeatureNames(unittest.TestCase):
+    """The table of feature names read from the virtio headers."""
+
+    def test_unknown_bits_named_from_headers(self):
+        with tempfile.TemporaryDirectory() as build:
+            hdrs = os.path.join(build, "qemu", "include", "standard-headers",
+                                "linux")
+            os.makedirs(hdrs)
+            for h in ("virtio_config.h", "virtio_ring.h", "virtio_blk.h",
+                      "virtio_net.h", "virtio_console.h", "virtio_balloon.h",
+                      "virtio_scsi.h"):
+                open(os.path.join(hdrs, h), "w").close()
+            with open(os.path.join(hdrs, "virtio_blk.h"), "w") as f:
+                f.write("#define VIRTIO_BLK_F_SECURE_ERASE\t16\n")
+            with open(os.path.join(hdrs, "virtio_config.h"), "w") as f:
+                f.write("#define VIRTIO_F_VERSION_1\t\t32\n")
+            with mock.patch.dict(os.environ, {"BUILD": build}), \
+                    mock.patch.object(guestabi, "_bit_names", None):
+                names = guestabi.feature_names(2, {
+                    "dev-features": ["VIRTIO_BLK_F_FLUSH: cache flush"],
+                    "unknown-dev-features": (1 << 16) | (1 << 32) | (1 << 40)})
+        self.assertEqual(names, ["BLK_F_FLUSH", "BLK_F_SECURE_ERASE",
+                                 "F_VERSION_1", "bit40"])
+
+
+class Stream(unittest.TestCase):
+    def test_vmdesc_offset(self):
+        desc = b'{"page_size": 4096, "devices": []}'
+        body = b"QEVM\x00\x00\x00\x03" + b"\x06\x00" * 8
+        stream = body + b"\x06" + struct.pack(">I", len(desc)) + desc
+        self.assertEqual(guestabi.vmdesc_offset(stream), len(body))
+
+    def test_no_description(self):
+        with self.assertRaises(RuntimeError):
+            guestabi.vmdesc_offset(b"QEVM\x00\x00\x00\x03" + b"\x00" * 16)
+
+
+class Dom:
+    def blockInfo(self, target):
+        return [16 << 20, 0, 0]
+
+
+class Scratch:
+    def volume(self, name, capacity):
+        return "/scratch/%s-%d" % (name, capacity)
+
+
+DOMAIN = """<domain type='qemu'><name>vm1</name><uuid>x</uuid>
+<os><type>hvm</type><nvram>/var/lib/nvram.fd</nvram></os><devices>
+<disk type='block' device='disk'><driver name='qemu' type='qcow2'/>
+<source dev='/dev/real'/><backingStore/><target dev='vda' bus='virtio'/>
+<alias name='ua-disk1'/></disk>
+<disk type='file' device='cdrom'><source file='/iso'/><target dev='sda'/></disk>
+<memballoon model='virtio'><alias name='balloon0'/></memballoon>
+</devices></domain>"""
+
+
+class Xml(unittest.TestCase):
+    def test_throwaway_opens_nothing_of_the_vm(self):
+        out = preflight.throwaway_xml(DOMAIN, "copy1", Dom(), Scratch())
+        self.assertIn("<name>copy1</name>", out)
+        self.assertNotIn("/dev/real", out)
+        self.assertNotIn("/iso", out)
+        self.assertNotIn("nvram", out)
+        self.assertIn('<source file="/scratch/vda.raw-16777216" />', out)
+        self.assertIn('<driver name="qemu" type="raw" />', out)
+
+    def test_throwaway_refuses_a_host_device(self):
+        xml = DOMAIN.replace("</devices>", "<hostdev/></devices>")
+        with self.assertRaises(preflight.Error):
+            preflight.throwaway_xml(xml, "c", Dom(), Scratch())
+
+    def test_remedy(self):
+        devices = [
+            {"device": "virtio-blk-pci 'ua-disk1' at 0000:00:02.0",
+             "remedy-properties": [{"name": "discard", "value": "off"},
+                                   {"name": "event_idx", "value": "off"},
+                                   {"name": "queue-size", "value": "128"}]},
+            {"device": "virtio-balloon-pci 'balloon0' at 0000:00:03.0",
+             "remedy-properties": [{"name": "free-page-reporting",
+                                    "value": "on"}]},
+            {"device": "virtio-rng-pci at 0000:00:04.0",
+             "remedy-properties": [{"name": "vectors", "value": "0"}]}]
+        r = preflight.remedy_xml(devices, DOMAIN)
+        self.assertEqual(r["attributes"], [
+            "<disk/driver> of alias 'ua-disk1': event_idx='off'",
+            "<memballoon> of alias 'balloon0': freePageReporting='on'"])
+        self.assertEqual(r["override"].splitlines(), [
+            "<qemu:override>",
+            "  <qemu:device alias='ua-disk1'>",
+            "    <qemu:frontend>",
+            "      <qemu:property name='discard' type='bool' value='false'/>",
+            "      <qemu:property name='queue-size' type='unsigned' "
+            "value='128'/>",
+            "    </qemu:frontend>",
+            "  </qemu:device>",
+            "</qemu:override>"])
+
+
+class TapReader(unittest.TestCase):
+    def test_counts(self):
+        c = tap.read("1..5\nok 1 /a\nok 2 /b # SKIP no kvm\n"
+                     "not ok 3 /c # TODO races\nnot ok 4 - /d\n"
+                     "# a comment\nok 5 /e\n", 1)
+        self.assertEqual((c.passed, c.failed, c.skipped, c.xfailed),
+                         (2, 1, 1, 1))
+        self.assertEqual(c.failures, ["/d"])
+        self.assertEqual(c.cases, {"/a": "pass", "/b": "skip",
+                                   "/c": "xfail", "/d": "fail",
+                                   "/e": "pass"})
+
+    def test_todo_that_passes_fails(self):
+        c = tap.read("1..1\nok 1 /a # TODO why\n")
+        self.assertEqual(c.failures,
+                         ["/a # why: an expected failure passed "
+                          "(remove its TODO)"])
+
+    def test_missing_or_short_plan(self):
+        self.assertEqual(tap.read("ok 1 /a\n").failures,
+                         ["no plan: the stream ended early (exit 0)"])
+        self.assertEqual(tap.read("1..3\nok 1 /a\n", -6).failures,
+                         ["planned 3 results, read 1 (exit -6)"])
+
+    def test_exit_status_without_failure(self):
+        self.assertEqual(tap.read("1..1\nok 1 /a\n", 124).failures,
+                         ["exit 124 with no failed result"])
+
+    def test_whole_stream_skipped(self):
+        c = tap.read("1..0 # SKIP no accelerator\n")
+        self.assertEqual((c.passed, c.failed, c.skipped), (0, 0, 1))
+
+    def test_known_race_only(self):
+        race = "/x86_64/pc/virtio-net/vhost-user/reconnect"
+        self.assertEqual(tap.known_race("1..2\nnot ok 1 %s\nok 2 /b\n"
+                                        % race), [race])
+        self.assertEqual(tap.known_race(
+            "1..1\n# child process (%s/subprocess [42]) killed\n" % race),
+            [race])
+        self.assertIsNone(tap.known_race("1..2\nnot ok 1 %s\nnot ok 2 /b\n"
+                                         % race))
+        self.assertIsNone(tap.known_race("1..2\nok 1 /a\n"))
+
+
+def result(result, cases):
+    return {"result": result, "cases": cases}
+
+
+class UpstreamOutcome(unittest.TestCase):
+    def test_new_cases_that_pass_are_no_change(self):
+        self.assertIsNone(table.changed(
+            result("pass", {"/a": "pass"}),
+            result("pass", {"/a": "pass", "/abiguard": "pass"})))
+        self.assertIsNone(table.changed(None, result("pass", {"/x": "pass"})))
+
+    def test_a_case_skipped_only_patched_differs(self):
+        self.assertEqual(table.changed(result("pass", {"/a": "pass",
+                                                       "/b": "pass"}),
+                                       result("pass", {"/a": "pass",
+                                                       "/b": "skip"})),
+                         "/b: skip")
+
+    def test_a_case_gone_or_result_changed_differs(self):
+        self.assertEqual(table.changed(result("pass", {"/a": "pass"}),
+                                       result("pass", {})), "/a: gone")
+        self.assertEqual(table.changed(result("pass", {}),
+                                       result("skip", {})),
+                         "result skip, unpatched pass")
+
+
+class PinRule(unittest.TestCase):
+    """scripts/lib.sh's substitute(): the rule for a pin the registry no
+    longer serves."""
+
+    def pick(self, pinned, served):
+        return subprocess.run(
+            ["bash", "-c", '. "$0/scripts/lib.sh"; substitute "$1"', TOP,
+             pinned], input="".join(v + "\n" for v in served), text=True,
+            capture_output=True, check=True,
+            env=dict(os.environ, BUILD=tempfile.gettempdir())).stdout.strip()
+
+    def test_served_pin_is_kept(self):
+        self.assertEqual(self.pick("1:7.2+dfsg-7+deb12u18+b3",
+                                   ["1:7.2+dfsg-7+deb12u15",
+                                    "1:7.2+dfsg-7+deb12u18+b3"]),
+                         "1:7.2+dfsg-7+deb12u18+b3")
+
+    def test_newest_revision_of_the_same_upstream(self):
+        self.assertEqual(self.pick("1:11.1.3+ds-1~bpo13+1",
+                                   ["1:11.1.3+ds-2~bpo13+1",
+                                    "1:11.1.3+ds-10~bpo13+1",
+                                    "1:11.2.0+ds-1~bpo13+1"]),
+                         "1:11.1.3+ds-10~bpo13+1")
+
+    def test_no_other_upstream_version(self):
+        self.assertEqual(self.pick("1:11.1.3+ds-1~bpo13+1",
+                                   ["1:11.2.0+ds-1~bpo13+1"]), "")
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -87,14 +87,13 @@ def measure(fmt, rtype, pattern, workdir):
     subprocess.run(["sync"], check=True)
     qpath = os.path.join(workdir, "qtest.sock")
     log = open(os.path.join(workdir, "qemu.log"), "w")
-    proc = subprocess.Popen([
+    proc = guestabi.launch([
         QEMU, "-machine", "pc", "-accel", "qtest", "-nodefaults",
         "-display", "none", "-qtest-log", "/dev/null",
         "-qtest", "unix:%s,server=on,wait=on" % qpath,
         "-drive", "if=none,id=d0,format=%s,file=%s"
         % (fmt, img),
-        "-device", "virtio-blk-pci,drive=d0,addr=0x%x" % SLOT],
-        stdout=log, stderr=log)
+        "-device", "virtio-blk-pci,drive=d0,addr=0x%x" % SLOT], log)
     try:
         q = guestabi.Qtest(qpath)
         ring = start_driver(q)

@@ -455,6 +455,16 @@ def _die_with_parent():
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PDEATHSIG
 
 
+def launch(cmd, log):
+    """The harness's one way to start a QEMU (directly, or through a
+    wrapper that execs it, such as "ip netns exec"): output to the file
+    @log, no input, and killed when the test that started it dies, however
+    it dies."""
+    return subprocess.Popen(cmd, stdout=log, stderr=log,
+                            stdin=subprocess.DEVNULL,
+                            preexec_fn=_die_with_parent)
+
+
 class Vm:
     """A paused QEMU with QMP and qtest sockets; a context manager."""
 
@@ -468,9 +478,7 @@ class Vm:
         if qtest:
             cmd += ["-qtest", "unix:%s,server=on,wait=off" % self.qtest_path]
         self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log,
-                                     stdin=subprocess.DEVNULL,
-                                     preexec_fn=_die_with_parent)
+        self.proc = launch(cmd, self.log)
         try:
             self.qmp = Qmp(self.qmp_path)
             self.qt = Qtest(self.qtest_path) if qtest else None

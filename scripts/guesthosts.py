@@ -70,7 +70,7 @@ class Host:
         ser = os.path.join(workdir, name + ".ser")
         self.log = open(os.path.join(workdir, name + ".log"), "w")
         guest = os.environ["GUEST_DIR"]
-        self.proc = subprocess.Popen([
+        self.proc = guestabi.launch([
             "ip", "netns", "exec", netns,
             qemu, "-machine", machine, "-accel", ACCEL, "-m", "256",
             "-nodefaults", "-display", "none",
@@ -80,10 +80,13 @@ class Host:
             "-serial", "unix:%s,server=on,wait=off" % ser,
             "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path,
             "-drive", "if=none,id=d1,format=raw,discard=unmap,file=" + disk]
-            + extra,
-            stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
-        self.qmp = guestabi.Qmp(self.qmp_path)
-        self.console = Console(ser)
+            + extra, self.log)
+        try:
+            self.qmp = guestabi.Qmp(self.qmp_path)
+            self.console = Console(ser)
+        except BaseException:
+            self.close()
+            raise
 
     def close(self):
         if self.proc.poll() is None:
@@ -159,6 +162,13 @@ class Run:
         self.new = None
         self.old = Host("old", qemu, machine, workdir, self.disk,
                         [] if hotplug else ["-device", dev], hosts.old)
+        try:
+            self.boot(dev, hotplug)
+        except BaseException:
+            self.close()        # the scenario's try: has not begun
+            raise
+
+    def boot(self, dev, hotplug):
         self.old.console.expect("GUEST READY", 120)
         if hotplug:
             out = self.old.qmp.cmd("human-monitor-command",

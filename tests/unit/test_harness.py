@@ -28,6 +28,8 @@ def load(path, name):
 
 table = load(os.path.join(TOP, "scripts", "upstream-qtests-table.py"),
              "upstream_qtests_table")
+stream = load(os.path.join(TOP, "tests", "migration-stream-compare.py"),
+              "migration_stream_compare")
 
 BLK = ("00:10.0 blk 1af4:1001 sub 1af4:0002 rev 00 class 010000 bars "
        "0:io:128,1:mem:4096 caps MSI-X@98/2,vendor@84 virtio 2 transitional "
@@ -88,6 +90,17 @@ class Stream(unittest.TestCase):
         body = b"QEVM\x00\x00\x00\x03" + b"\x06\x00" * 8
         stream = body + b"\x06" + struct.pack(">I", len(desc)) + desc
         self.assertEqual(guestabi.vmdesc_offset(stream), len(body))
+
+    def test_only_the_clock_may_differ(self):
+        cmos = ("mc146818rtc", 0, "cmos_data")
+        self.assertTrue(stream.same(cmos, "26 00 19 00", "27 00 18 00"))
+        self.assertFalse(stream.same(cmos, "26 00 19 00", "26 01 19 00"))
+        self.assertTrue(stream.same(("mc146818rtc", 0, "base_rtc"),
+                                    "0x1", "0x2"))
+        self.assertFalse(stream.same(("e1000", 0, "mac_reg/[1]"),
+                                     "0x1", "0x2"))
+        self.assertFalse(stream.same(("mc146818rtc", 0, "base_rtc"),
+                                     "0x1", None))
 
     def test_no_description(self):
         with self.assertRaises(RuntimeError):

@@ -8,6 +8,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 from unittest import mock
 
@@ -82,6 +83,31 @@ class FeatureNames(unittest.TestCase):
                     "unknown-dev-features": (1 << 16) | (1 << 32) | (1 << 40)})
         self.assertEqual(names, ["BLK_F_FLUSH", "BLK_F_SECURE_ERASE",
                                  "F_VERSION_1", "bit40"])
+
+
+class Launcher(unittest.TestCase):
+    def test_nothing_outlives_its_test(self):
+        """A process started by guestabi.launch() dies with the test that
+        started it, even one killed before any cleanup could run."""
+        test = subprocess.run(
+            [sys.executable, "-c", "import os, sys; sys.path.insert(0, %r); "
+             "import guestabi; p = guestabi.launch(['sleep', '60'], "
+             "open(os.devnull, 'w')); "
+             "print(p.pid, flush=True); os.kill(os.getpid(), 9)"
+             % os.path.join(TOP, "scripts")],
+            capture_output=True, text=True)
+        pid = int(test.stdout)
+        for _ in range(100):
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    if f.read().split(") ")[1][0] == "Z":
+                        break       # dead, waiting to be reaped by init
+            except FileNotFoundError:
+                break
+            time.sleep(0.02)
+        else:
+            os.kill(pid, 9)
+            self.fail("sleep %d outlived the test that launched it" % pid)
 
 
 class Stream(unittest.TestCase):

@@ -18,7 +18,6 @@ a QMP socket (preflight) gives the QMP part, marked "qmp-only".
 """
 
 import ctypes
-import json
 import os
 import re
 import shlex
@@ -26,6 +25,7 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -48,26 +48,39 @@ def connect(path, timeout):
             time.sleep(0.05)
 
 
+def build_dir():
+    return os.environ.get("BUILD") or os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build")
+
+
 class Qmp:
+    """QMP through QEMU's own client, python/qemu/qmp of the base's tree
+    (its synchronous legacy API): connected while QEMU starts; a failed
+    command raises RuntimeError("COMMAND: reason")."""
+
     def __init__(self, path, timeout=10):
-        self.sock = connect(path, timeout)
-        self.f = self.sock.makefile("rw")
-        self.f.readline()
-        self.cmd("qmp_capabilities")
+        tree = os.path.join(build_dir(), "qemu", "python")
+        if tree not in sys.path:
+            sys.path.insert(0, tree)
+        from qemu.qmp import QMPError, legacy
+        self.errors = (QMPError, OSError, EOFError)
+        deadline = time.monotonic() + timeout
+        while True:
+            self.mon = legacy.QEMUMonitorProtocol(path)
+            try:
+                self.mon.connect()
+                return
+            except self.errors:
+                self.mon.close()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def cmd(self, execute, **args):
-        self.f.write(json.dumps({"execute": execute, "arguments": args}) + "\n")
-        self.f.flush()
-        while True:
-            line = self.f.readline()
-            if not line:
-                raise RuntimeError("QMP connection closed during " + execute)
-            msg = json.loads(line)
-            if "event" not in msg:
-                break
-        if "error" in msg:
-            raise RuntimeError("%s: %s" % (execute, msg["error"]["desc"]))
-        return msg["return"]
+        try:
+            return self.mon.cmd(execute, **args)
+        except self.errors as e:
+            raise RuntimeError("%s: %s" % (execute, e)) from None
 
     def wait_migration(self, timeout=300):
         """query-migrate once the migration has ended (completed, failed or
@@ -82,7 +95,10 @@ class Qmp:
             time.sleep(0.01)
 
     def close(self):
-        self.sock.close()
+        try:
+            self.mon.close()
+        except self.errors:
+            pass                # QEMU has gone
 
 
 class Qtest:
@@ -169,11 +185,8 @@ def bit_names():
     """(prefix, bit) -> name, from the virtio headers of the QEMU tree."""
     global _bit_names
     if _bit_names is None:
-        build = os.environ.get("BUILD") or os.path.join(
-            os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-            "build")
-        hdrs = os.path.join(build, "qemu", "include", "standard-headers",
-                            "linux")
+        hdrs = os.path.join(build_dir(), "qemu", "include",
+                            "standard-headers", "linux")
         _bit_names = {}
         for hdr in ("virtio_config.h", "virtio_ring.h", "virtio_blk.h",
                     "virtio_net.h", "virtio_console.h", "virtio_balloon.h",
@@ -229,11 +242,8 @@ def feature_bit(name):
         # bit_names() keeps one name per bit; here every name counts
         _feature_bits = {"VIRTIO_" + n: bit for (_, bit), n in
                          bit_names().items()}
-        build = os.environ.get("BUILD") or os.path.join(
-            os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-            "build")
-        hdrs = os.path.join(build, "qemu", "include", "standard-headers",
-                            "linux")
+        hdrs = os.path.join(build_dir(), "qemu", "include",
+                            "standard-headers", "linux")
         for hdr in os.listdir(hdrs):
             if hdr.startswith("virtio_"):
                 with open(os.path.join(hdrs, hdr)) as f:
@@ -496,6 +506,8 @@ class Vm:
             return f.read()
 
     def close(self):
+        if getattr(self, "qmp", None):
+            self.qmp.close()
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()

@@ -89,6 +89,8 @@ class Host:
             raise
 
     def close(self):
+        if getattr(self, "qmp", None):
+            self.qmp.close()
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()

@@ -146,10 +146,10 @@ part_golden() {
   if ! "$TOP/tests/guest-abi-golden.py" check "$bin/qemu-patched" "$neg" \
          -- -global virtio-blk-device.discard=off > "$neg.log" 2>&1 &&
      grep -q "pc-i440fx-7.2 cold 00:10.0 (blk): features only in golden: BLK_F_DISCARD" "$neg.log"; then
-    printf '%-48s %4d passed, %d failed\n' "golden: negative control (discard=off)" 1 0
+    printf '%-48s %4d passed, %d failed, 0 skipped, 0 expected failures\n' "golden: negative control (discard=off)" 1 0
     passed=$((passed + 1))
   else
-    printf '%-48s %4d passed, %d failed\n' "golden: negative control (discard=off)" 0 1
+    printf '%-48s %4d passed, %d failed, 0 skipped, 0 expected failures\n' "golden: negative control (discard=off)" 0 1
     failures+=("golden negative control: a changed default went unnoticed (see $neg.log)")
     failed=$((failed + 1))
   fi

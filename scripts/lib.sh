@@ -124,14 +124,20 @@ suite_apt_cache() {
 # rule's pick: VERSION itself if served, else the newest Debian revision of
 # the same upstream version (epoch and upstream part), else nothing.
 substitute() {
-  local want=$1 best='' v
+  local want=$1 served v
+  served=$(cat)
+  if grep -qxF -- "$want" <<<"$served"; then echo "$want"; return 0; fi
   while read -r v; do
-    [ "$v" = "$want" ] && { echo "$v"; return 0; }
-    [ "${v%-*}" = "${want%-*}" ] || continue
+    if [ -n "$v" ] && [ "${v%-*}" = "${want%-*}" ]; then echo "$v"; fi
+  done <<<"$served" | newest
+}
+# newest: the newest of the Debian versions on stdin, or nothing.
+newest() {
+  local best='' v
+  while read -r v; do
     if [ -z "$best" ] || dpkg --compare-versions "$v" gt "$best"; then best=$v; fi
   done
-  [ -n "$best" ] && echo "$best"
-  return 0
+  [ -z "$best" ] || echo "$best"
 }
 # pin SUITE PACKAGE VERSION: the version of PACKAGE to fetch, by the rule
 # above; a substitute is logged and listed in $BUILD/pins-substituted,
@@ -154,13 +160,10 @@ substituted() {
 # the pinned package's own revisions while its suite serves it; else the
 # ABI of the suite's newest linux-image-amd64 of the same series (6.1).
 guest_kernel() {
-  local abi=$GUEST_KERNEL_ABI series=${GUEST_KERNEL_VERSION%.*} v meta='' got
+  local abi=$GUEST_KERNEL_ABI series=${GUEST_KERNEL_VERSION%.*} meta got
   got=$(served_versions "$GUEST_KERNEL_SUITE" "linux-image-$abi" | substitute "$GUEST_KERNEL_VERSION")
   if [ -n "$got" ]; then echo "$abi $got"; return 0; fi
-  for v in $(served_versions "$GUEST_KERNEL_SUITE" linux-image-amd64); do
-    [[ $v == "$series".* ]] || continue
-    if [ -z "$meta" ] || dpkg --compare-versions "$v" gt "$meta"; then meta=$v; fi
-  done
+  meta=$(served_versions "$GUEST_KERNEL_SUITE" linux-image-amd64 | grep -F "$series." | newest)
   [ -n "$meta" ] || return 1
   apt-cache show "linux-image-amd64=$meta" |
     sed -n 's/^Depends: linux-image-\([^ ]*\) (= \([^)]*\)).*/\1 \2/p' | head -n 1 | grep .

@@ -17,7 +17,7 @@ result() { # STATUS LABEL LOG
 log=$(mktemp) && trap 'rm -f "$log"' EXIT
 /usr/bin/python3 -m unittest discover -s tests/unit > "$log" 2>&1
 result $? "unit tests: $(grep -E '^Ran [0-9]+ tests' "$log")" "$log"
-pyflakes3 scripts/*.py tests/*.py tests/unit/*.py > "$log" 2>&1
+pyflakes3 scripts/*.py tests/*.py tests/unit/*.py tools/abiguard/*.py > "$log" 2>&1
 result $? "pyflakes" "$log"
 shellcheck -S warning scripts/*.sh tests/*.sh > "$log" 2>&1
 result $? "shellcheck -S warning" "$log"

@@ -252,6 +252,8 @@ part_base102() {
     "$TOP/tests/guest-abi-golden.py" check "$bin/qemu-patched-10.2" "$TOP/tests/golden/abiguard"
   RUN_IN=$build run_tap "10.2 golden: 10.2 abiguard types" "$logs/golden-10.2-abiguard.log" \
     "$TOP/tests/guest-abi-golden.py" check "$bin/qemu-patched-10.2" "$TOP/tests/golden/abiguard-10.2"
+  run_tap "10.2 virtio feature table of abiguard" "$logs/virtio-feature-table.log" \
+    "$TOP/scripts/virtio-feature-table.py" check "$BUILD/10.2/qemu"
   run_tap "10.2 stream: 10.0 types as on 10.0" "$logs/stream-across-releases.log" \
     "$TOP/tests/stream-across-releases.py" "$bin/qemu-patched" "$bin/qemu-patched-10.2"
   for t in $(series_qtests "$BUILD/10.2/qemu"); do

@@ -70,6 +70,7 @@ tarball=$CACHE/deb-build-root-$DEB_SUITE-$roothash.tar
 if [ ! -f "$tarball" ]; then
   log "making a $DEB_SUITE build root with QEMU's build dependencies"
   mmdebstrap --quiet --variant=buildd --format=tar --include=ccache \
+    --customize-hook='mkdir "$1"/tmp/qemu-src' \
     --customize-hook="copy-in $src/debian /tmp/qemu-src" \
     --customize-hook="chroot \"\$1\" apt-get -y -P $PROFILES build-dep /tmp/qemu-src" \
     --customize-hook='rm -rf "$1"/tmp/qemu-src' \

@@ -1,5 +1,5 @@
 #!/bin/bash
-# scripts/preflight.py between libvirt hosts (tests/libvirt-hosts.sh): for
+# abiguard preflight (tools/) between libvirt hosts (tests/libvirt-hosts.sh): for
 # ten running domains, its verdict must be what 'virsh migrate' then does,
 # and it must leave both hosts as they were.  Each domain names an
 # emulator in $tmp/bin, which runs a different QEMU on each host, as hosts
@@ -14,7 +14,7 @@ tmp=$(mktemp -d /tmp/abiguard-preflight-XXXXXX)
 . "$(dirname "$0")/tap.sh"
 . "$(dirname "$0")/libvirt-hosts.sh"
 trap hosts_down EXIT
-preflight() { "$top/scripts/preflight.py" "$@"; }
+preflight() { PYTHONPATH="$top/tools" /usr/bin/python3 -m abiguard preflight "$@"; }
 
 # flavour -> the -global options the old host's QEMU of that name adds
 declare -A old_globals=(

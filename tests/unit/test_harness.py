@@ -10,14 +10,14 @@ import sys
 import tempfile
 import time
 import unittest
-from unittest import mock
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
-sys.path[:0] = [os.path.join(TOP, "scripts"), os.path.join(TOP, "tests")]
+sys.path[:0] = [os.path.join(TOP, "scripts"), os.path.join(TOP, "tests"),
+                os.path.join(TOP, "tools")]
 import guestabi  # noqa: E402
-import preflight  # noqa: E402
 import tap  # noqa: E402
+from abiguard import abi, preflight  # noqa: E402
 
 
 def load(path, name):
@@ -61,28 +61,49 @@ class Fingerprint(unittest.TestCase):
 
 
 class FeatureNames(unittest.TestCase):
-    """The table of feature names read from the virtio headers."""
+    """Feature names from the package's table of the virtio headers."""
 
-    def test_unknown_bits_named_from_headers(self):
-        with tempfile.TemporaryDirectory() as build:
-            hdrs = os.path.join(build, "qemu", "include", "standard-headers",
-                                "linux")
-            os.makedirs(hdrs)
-            for h in ("virtio_config.h", "virtio_ring.h", "virtio_blk.h",
-                      "virtio_net.h", "virtio_console.h", "virtio_balloon.h",
-                      "virtio_scsi.h"):
-                open(os.path.join(hdrs, h), "w").close()
-            with open(os.path.join(hdrs, "virtio_blk.h"), "w") as f:
-                f.write("#define VIRTIO_BLK_F_SECURE_ERASE\t16\n")
-            with open(os.path.join(hdrs, "virtio_config.h"), "w") as f:
-                f.write("#define VIRTIO_F_VERSION_1\t\t32\n")
-            with mock.patch.dict(os.environ, {"BUILD": build}), \
-                    mock.patch.object(guestabi, "_bit_names", None):
-                names = guestabi.feature_names(2, {
-                    "dev-features": ["VIRTIO_BLK_F_FLUSH: cache flush"],
-                    "unknown-dev-features": (1 << 16) | (1 << 32) | (1 << 40)})
+    def test_unknown_bits_named_from_the_table(self):
+        names = guestabi.feature_names(2, {
+            "dev-features": ["VIRTIO_BLK_F_FLUSH: cache flush"],
+            "unknown-dev-features": (1 << 16) | (1 << 32) | (1 << 47)})
         self.assertEqual(names, ["BLK_F_FLUSH", "BLK_F_SECURE_ERASE",
-                                 "F_VERSION_1", "bit40"])
+                                 "F_VERSION_1", "bit47"])
+
+    def test_every_name_has_its_bit(self):
+        self.assertEqual(abi.FEATURE_BITS["VIRTIO_NET_F_GUEST_USO6"], 55)
+        self.assertEqual(abi.FEATURE_BITS["VIRTIO_BLK_F_WRITE_ZEROES"], 14)
+        self.assertEqual(abi.feature_mask({
+            "transports": ["VIRTIO_F_VERSION_1: modern",
+                           "VHOST_USER_F_PROTOCOL_FEATURES: ..."],
+            "dev-features": ["VIRTIO_NET_F_GUEST_USO4: a",
+                             "VIRTIO_NET_F_GUEST_USO4: b"],
+            "unknown-dev-features": 1 << 3}),
+            (1 << 32) | (1 << 30) | (1 << 54) | (1 << 55) | (1 << 3))
+
+
+class Package(unittest.TestCase):
+    """The abiguard package: one version, one command."""
+
+    def test_debian_version_is_the_package_version(self):
+        import abiguard
+        with open(os.path.join(TOP, "tools", "debian", "changelog")) as f:
+            self.assertEqual(f.readline().split()[1], "(%s)"
+                             % abiguard.__version__)
+
+    def test_command_outside_the_checkout(self):
+        """--version from another directory, and a bad subcommand is one
+        usage error, exit status 2."""
+        env = dict(os.environ, PYTHONPATH=os.path.join(TOP, "tools"))
+        run = subprocess.run([sys.executable, "-m", "abiguard", "--version"],
+                             capture_output=True, text=True, env=env,
+                             cwd="/")
+        self.assertEqual(run.stdout, "abiguard 1.0.0\n")
+        run = subprocess.run([sys.executable, "-m", "abiguard", "drian"],
+                             capture_output=True, text=True, env=env,
+                             cwd="/")
+        self.assertEqual(run.returncode, 2)
+        self.assertIn("invalid choice: 'drian'", run.stderr.splitlines()[-1])
 
 
 class Launcher(unittest.TestCase):

@@ -1,12 +1,11 @@
-#!/usr/bin/python3
 """Will each running VM of a libvirt host migrate to another host?
 
-  preflight.py --to URI [--from URI] [--xml FILE] [--json] DOMAIN... | --all
+  abiguard preflight --to URI [--from URI] [--xml FILE] [--json] DOMAIN... | --all
 
 For each running domain of the source host (--from, default the local
 libvirt), the preflight reads its guest-ABI fingerprint through libvirt's
 QEMU monitor pass-through: x-query-guest-abi where the source QEMU has it,
-else what stock QEMU answers (guestabi.stock_guest_abi()).  On the
+else what any stock QEMU answers over QMP.  On the
 destination host it starts a throwaway copy of the domain through that
 host's libvirt, from the domain's own migratable XML (or --xml FILE, as
 given to 'virsh migrate --xml', for one domain): renamed, paused, and each
@@ -21,7 +20,6 @@ Exit status: 0 when every domain migrates, 1 when any is refused, 2 on an
 error (a domain that cannot be checked, a destination QEMU without the
 comparison).
 """
-import argparse
 import json
 import os
 import signal
@@ -30,10 +28,13 @@ import time
 import uuid
 import xml.etree.ElementTree as ET
 
-import libvirt
-import libvirt_qemu
+try:
+    import libvirt
+    import libvirt_qemu
+except ImportError:             # said by run(); --help works without them
+    libvirt = libvirt_qemu = None
 
-import guestabi
+from abiguard import abi
 
 COMPARE = "__invalid.abiguard_guest-abi-compare"
 STOP = {signal.SIGTERM, signal.SIGINT}
@@ -46,7 +47,7 @@ class Error(Exception):
 
 
 class Monitor:
-    """QMP through libvirt, with guestabi.Qmp's interface."""
+    """QMP through libvirt, as abiguard.abi asks it."""
 
     def __init__(self, dom):
         self.dom = dom
@@ -191,7 +192,7 @@ def check(dst_conn, dom, xml_file):
     name = dom.name()
     if not dom.isActive():
         raise Error("not running")
-    source = guestabi.guest_abi(Monitor(dom))
+    source = abi.guest_abi(Monitor(dom))
     if xml_file:
         with open(xml_file) as f:
             xml = f.read()
@@ -245,10 +246,7 @@ def show(result):
             print("    " + line)
 
 
-def main(argv):
-    ap = argparse.ArgumentParser(
-        prog="preflight.py", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(ap):
     ap.add_argument("--to", required=True, metavar="URI",
                     help="the destination host's libvirt")
     ap.add_argument("--from", dest="src", metavar="URI", default=None,
@@ -260,7 +258,14 @@ def main(argv):
     ap.add_argument("--all", action="store_true",
                     help="every running domain of the source host")
     ap.add_argument("domains", nargs="*", metavar="DOMAIN")
-    args = ap.parse_args(argv)
+
+
+def run(args, ap):
+    """The preflight of args; returns the exit status."""
+    if libvirt is None:
+        sys.stderr.write("abiguard preflight: the libvirt Python bindings are "
+                         "missing: install python3-libvirt\n")
+        return 2
     if bool(args.domains) == args.all:
         ap.error("name domains or give --all, not both")
     if args.xml and len(args.domains) != 1:
@@ -273,7 +278,7 @@ def main(argv):
         doms = src_conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE) \
             if args.all else [src_conn.lookupByName(d) for d in args.domains]
     except libvirt.libvirtError as e:
-        sys.stderr.write("preflight: %s\n" % e.get_error_message())
+        sys.stderr.write("abiguard preflight: %s\n" % e.get_error_message())
         return 2
     results, status = [], 0
     for dom in sorted(doms, key=lambda d: d.name()):
@@ -302,6 +307,3 @@ def main(argv):
         print(json.dumps(results, indent=2))
     return status
 
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,5 @@
+import sys
+
+from abiguard.cli import main
+
+sys.exit(main())

@@ -9,7 +9,7 @@ include versions
 .PHONY: all setup setup-demo setup-fast check-fast fetch peers old-host debian13-hosts tree build wrappers unpatched guest env demo check \
         check-qtest check-golden check-stream check-offered check-libvirt \
         check-guest check-matrix check-base102 check-releases build-10.2 unpatched-10.2 \
-        check-pins check-upstream check-sanitizers fuzz bench bench-preflight goldens export \
+        check-pins check-upstream check-sanitizers deb check-deb fuzz bench bench-preflight goldens export \
         checkpatch bisect-check clean
 
 all: build wrappers
@@ -103,6 +103,16 @@ check-releases: build-10.2 debian13-hosts wrappers guest
 	@$(SCRIPTS)/check.sh releases
 check-libvirt: wrappers guest old-host
 	@$(SCRIPTS)/check.sh libvirt
+
+# Debian packages (docs/packages.md): the 10.2 base's QEMU built with
+# Debian's own packaging and the series in debian/patches/abiguard/, and
+# the abiguard tools; then both installed with apt on pristine Debian 13
+# roots and tried against the old Debian 12 host.  About 40 minutes cold.
+deb: setup
+	@$(SCRIPTS)/make-deb.sh
+	@$(SCRIPTS)/make-tools-deb.sh
+check-deb: setup old-host guest
+	@$(SCRIPTS)/check-deb.sh
 
 # Upstream's whole x86_64 qtest suite, patched and unpatched builds side
 # by side (docs/upstream-qtests.md): about 30 minutes once both are built.

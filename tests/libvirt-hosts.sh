@@ -1,7 +1,8 @@
 # Hosts with a libvirtd each, for the libvirt tests; sourced by them.
 #   old  - a Debian 12 root (QEMU 7.2, libvirt 9.0 from Debian packages),
 #          in network namespace $ns_old
-#   new  - this machine's libvirt (11.3, bookworm-backports), in $ns_new
+#   new  - this machine's libvirt (11.3, bookworm-backports), in $ns_new;
+#          or, given a second root, the libvirt and QEMU installed there
 #   new2 - a second new host, in $ns_old
 # The sourcing test sets tmp (a fresh directory) and guest (a directory the
 # old host must see too), calls hosts_up, and hosts_down on exit.  A host
@@ -64,7 +65,7 @@ CONF
   echo "Bail out! libvirtd for the $1 host did not start: $(tail -n 3 "$d/libvirtd.log")"; exit 1
 }
 
-hosts_up() { # old-host-root
+hosts_up() { # old-host-root [new-host-root]
   ip netns add "$ns_old" && ip netns add "$ns_new" &&
   ip link add abgl-old netns "$ns_old" type veth peer name abgl-new netns "$ns_new" &&
   ip -n "$ns_old" addr add 10.231.1.1/30 dev abgl-old && ip -n "$ns_old" link set abgl-old up &&
@@ -74,7 +75,7 @@ hosts_up() { # old-host-root
   getent passwd libvirt-qemu >/dev/null ||
     adduser --system --group --no-create-home libvirt-qemu >/dev/null 2>&1
   start_daemon old "$ns_old" 6f0c2a4e-0a0b-4c1d-9e2f-000000000001 "$1"
-  start_daemon new "$ns_new" 6f0c2a4e-0a0b-4c1d-9e2f-000000000002
+  start_daemon new "$ns_new" 6f0c2a4e-0a0b-4c1d-9e2f-000000000002 "${2:-}"
   start_daemon new2 "$ns_old" 6f0c2a4e-0a0b-4c1d-9e2f-000000000003
   for h in old new; do
     echo "# $h host: $(virsh -c "$(uri $h)" version --daemon 2>/dev/null | grep -E 'daemon|hypervisor' | tr -s ' \n' ' ')"

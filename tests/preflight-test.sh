@@ -151,7 +151,7 @@ tap_ok $? "incident: with the remedy in the XML, the preflight says it migrates 
 # Errors: one line, exit status 2, nothing left behind.
 preflight --from "$(uri old)" --to "$(uri new)" abg-nosuch > "$tmp/nosuch.out" 2>&1
 rc=$?
-[ $rc = 2 ] && [ "$(wc -l < "$tmp/nosuch.out")" = 1 ] && grep -q "^preflight: .*abg-nosuch" "$tmp/nosuch.out"
+[ $rc = 2 ] && [ "$(wc -l < "$tmp/nosuch.out")" = 1 ] && grep -q "^abiguard preflight: .*abg-nosuch" "$tmp/nosuch.out"
 tap_ok $? "no such domain: one line, exit status 2 (got $rc: $(cat "$tmp/nosuch.out"))"
 preflight --from "$(uri old)" --to "$(uri old)" abg-p01 > "$tmp/stock.out" 2>&1
 rc=$?
@@ -160,7 +160,7 @@ tap_ok $? "a stock destination: said so, exit status 2 (got $rc: $(cat "$tmp/sto
 # SIGTERM while a check is under way: once the throwaway copy's QEMU runs
 # on the new host, for one domain and for every domain of the old host.
 for what in abg-p02 --all; do
-  "$top/scripts/preflight.py" --from "$(uri old)" --to "$(uri new)" $what > "$tmp/term.out" 2>&1 &
+  PYTHONPATH="$top/tools" /usr/bin/python3 -m abiguard preflight --from "$(uri old)" --to "$(uri new)" $what > "$tmp/term.out" 2>&1 &
   pf=$!
   during=1
   for _ in $(seq 600); do

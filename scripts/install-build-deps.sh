@@ -10,7 +10,7 @@ set -euo pipefail
 
 case ${1:-} in
 fast)
-  pkgs=(pyflakes3 shellcheck
+  pkgs=(pyflakes3 shellcheck python3-venv  # python3-venv: the tools package in a venv
         python3-libvirt)  # the preflight talks to libvirt with its bindings
   bpo=() ;;
 demo)

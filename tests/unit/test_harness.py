@@ -107,6 +107,30 @@ class Package(unittest.TestCase):
         self.assertIn("invalid choice: 'drian'", run.stderr.splitlines()[-1])
 
 
+class PipInstall(unittest.TestCase):
+    def test_pip_installs_the_command(self):
+        """pip installs tools/ into a virtual environment, offline, and the
+        abiguard command it makes runs from any directory."""
+        import shutil
+        with tempfile.TemporaryDirectory() as tmp:
+            shutil.copytree(os.path.join(TOP, "tools"), os.path.join(tmp, "src"),
+                            ignore=shutil.ignore_patterns("__pycache__"))
+            venv = os.path.join(tmp, "venv")
+            subprocess.run(["/usr/bin/python3", "-m", "venv",
+                            "--system-site-packages", venv], check=True)
+            pip = subprocess.run(
+                [os.path.join(venv, "bin", "pip"), "install", "--no-index",
+                 "--no-build-isolation", "-q", os.path.join(tmp, "src")],
+                capture_output=True, text=True)
+            self.assertEqual(pip.returncode, 0, pip.stdout + pip.stderr)
+            run = subprocess.run([os.path.join(venv, "bin", "abiguard"),
+                                  "--version"], capture_output=True,
+                                 text=True, cwd="/",
+                                 env={"PATH": "/usr/bin:/bin"})
+        import abiguard
+        self.assertEqual(run.stdout, "abiguard %s\n" % abiguard.__version__)
+
+
 class Launcher(unittest.TestCase):
     def test_nothing_outlives_its_test(self):
         """A process started by guestabi.launch() dies with the test that

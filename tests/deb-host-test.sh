@@ -38,6 +38,7 @@ domain() { # name [property=false...]: a guest on pc-i440fx-7.2, a virtio disk
   cat <<XML
 <domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
   <name>$1</name>
+  <uuid>$(printf '6f0c2a4e-0000-4000-8000-%012d' "${1#abg-d}")</uuid>
   <memory unit='MiB'>128</memory>
   <vcpu>1</vcpu>
   <os>
@@ -68,13 +69,17 @@ XML
   fi
   echo "</domain>"
 }
-# g1 is compatible; g2 is the incident: the old host's QEMU without
-# discard and write-zeroes, whose legacy I/O BAR0 is 64 bytes, not 128.
+# d1 is compatible; d2 is the incident: the old host's QEMU without
+# discard and write-zeroes (here by a qemu:override in its XML), whose
+# legacy I/O BAR0 is 64 bytes, not 128.  The XML for the new host
+# (virsh migrate --xml, abiguard preflight --xml) is the domain as the new
+# host's defaults would start it: without the override.
 for args in "abg-d1" "abg-d2 discard write-zeroes"; do
   set -- $args
   truncate -s 16M "$tmp/$1.raw"
   echo "abiguard $1" | dd of="$tmp/$1.raw" conv=notrunc status=none
   domain "$@" > "$tmp/$1.xml"
+  domain "$1" > "$tmp/$1-dst.xml"
   virsh -q -c "$(uri old)" create "$tmp/$1.xml" > "$tmp/$1.create" 2>&1
   tap_ok $? "$1 starts on the old host" || sed 's/^/# /' "$tmp/$1.create"
 done
@@ -84,31 +89,45 @@ for g in abg-d1 abg-d2; do
   tap_ok $? "$g: the guest says it is ready" || sed 's/^/#   console: /' "$tmp/$g.console" 2>/dev/null
 done
 
-# The preflight from the admin machine: the installed command, no checkout.
-verdicts() { # JSON file: "domain verdict" lines
+# The preflight from the admin machine: the installed command, no checkout;
+# and the same from the checkout.  PREFLIGHT-ARGS: --all (each domain's
+# XML travels with it: the incident's override too, so it migrates), and
+# the incident with the new host's XML (--xml), as virsh migrate below.
+verdicts() { # JSON file: "domain verdict report" lines
   /usr/bin/python3 -c 'import json, sys
 for r in json.load(open(sys.argv[1])): print(r["domain"], r["verdict"], r.get("check", {}).get("report", "").replace("\n", " | "))' "$1"
 }
-unshare -m sh -c "mount --make-rprivate / && mount --bind $tmp $admin_root$tmp &&
-  chroot $admin_root sh -c 'cd / && abiguard --version && abiguard preflight --from \"$(uri old)\" --to \"$(uri new)\" --all --json'" \
-  > "$tmp/admin.out" 2> "$tmp/admin.err"
-rc=$?
-head -n 1 "$tmp/admin.out" | sed 's/^/# admin machine: /'
-sed 1d "$tmp/admin.out" > "$tmp/admin.json"
-verdicts "$tmp/admin.json" > "$tmp/admin.verdicts" 2>&1
-[ "$rc" = 1 ] && [ "$(cut -d' ' -f1,2 "$tmp/admin.verdicts")" = "abg-d1 migrates
-abg-d2 refused" ]
-tap_ok $? "admin machine: abiguard preflight --all says abg-d1 migrates, abg-d2 refused (exit status $rc)" ||
-  sed 's/^/# /' "$tmp/admin.verdicts" "$tmp/admin.err"
+mkdir -p "$admin_root$tmp"
+admin() { # name preflight-args...
+  local name=$1
+  shift
+  unshare -m sh -c "mount --make-rprivate / && mount --bind $tmp $admin_root$tmp &&
+    chroot $admin_root sh -c 'cd / && abiguard preflight --from \"$(uri old)\" --to \"$(uri new)\" --json $*'" \
+    > "$tmp/admin-$name.json" 2> "$tmp/admin-$name.err"
+  echo $? > "$tmp/admin-$name.rc"
+  verdicts "$tmp/admin-$name.json" > "$tmp/admin-$name.verdicts" 2>&1
+  PYTHONPATH="$top/tools" /usr/bin/python3 -m abiguard preflight --from "$(uri old)" --to "$(uri new)" \
+    --json "$@" > "$tmp/checkout-$name.json" 2> "$tmp/checkout-$name.err"
+  verdicts "$tmp/checkout-$name.json" > "$tmp/checkout-$name.verdicts" 2>&1
+}
+admin all --all
+[ "$(cat "$tmp/admin-all.rc")" = 0 ] && [ "$(cut -d' ' -f1,2 "$tmp/admin-all.verdicts")" = "abg-d1 migrates
+abg-d2 migrates" ]
+tap_ok $? "admin machine: abiguard preflight --all: abg-d1 and abg-d2 migrate as they are (exit status $(cat "$tmp/admin-all.rc"))" ||
+  sed 's/^/# /' "$tmp/admin-all.verdicts" "$tmp/admin-all.err"
+admin incident --xml "$tmp/abg-d2-dst.xml" abg-d2
+[ "$(cat "$tmp/admin-incident.rc")" = 1 ] && [ "$(cut -d' ' -f1,2 "$tmp/admin-incident.verdicts")" = "abg-d2 refused" ] &&
+  grep -q "BAR0: source I/O, 64 bytes; here I/O, 128 bytes" "$tmp/admin-incident.verdicts"
+tap_ok $? "admin machine: abiguard preflight --xml NEW-HOST-XML abg-d2: refused, BAR0 64 bytes on the source and 128 here (exit status $(cat "$tmp/admin-incident.rc"))" ||
+  sed 's/^/# /' "$tmp/admin-incident.verdicts" "$tmp/admin-incident.err"
 [ ! -e "$admin_root/usr/bin/qemu-system-x86_64" ] && [ ! -e "$admin_root$top" ] &&
   [ "$(chroot "$admin_root" sh -c 'command -v abiguard')" = /usr/bin/abiguard ]
 tap_ok $? "admin machine: /usr/bin/abiguard from its package, no QEMU and no checkout there"
-PYTHONPATH="$top/tools" /usr/bin/python3 -m abiguard preflight --from "$(uri old)" --to "$(uri new)" \
-  --all --json > "$tmp/checkout.json" 2> "$tmp/checkout.err"
-verdicts "$tmp/checkout.json" > "$tmp/checkout.verdicts" 2>&1
-diff "$tmp/admin.verdicts" "$tmp/checkout.verdicts" > "$tmp/verdicts.diff"
-tap_ok $? "the checkout's preflight gives the admin machine's verdicts and reports" ||
-  sed 's/^/# /' "$tmp/verdicts.diff" "$tmp/checkout.err"
+for run in all incident; do
+  diff "$tmp/admin-$run.verdicts" "$tmp/checkout-$run.verdicts" > "$tmp/$run.diff"
+  tap_ok $? "preflight ($run): the checkout gives the admin machine's verdicts and reports" ||
+    sed 's/^/# /' "$tmp/$run.diff" "$tmp/checkout-$run.err"
+done
 
 migrate() { # name [virsh migrate options]
   local name=$1
@@ -116,12 +135,14 @@ migrate() { # name [virsh migrate options]
   virsh -q -c "$(uri old)" migrate --live --unsafe "$@" "$name" "$(uri new)" \
     --migrateuri tcp:10.231.1.2
 }
-virtio_blk() { # host name: what the guest sees of its disk, from QEMU
+seen() { # host name: what the guest sees of its disk: driver status and negotiated features
   virsh -q -c "$(uri "$1")" qemu-monitor-command "$2" \
     '{"execute": "x-query-virtio-status", "arguments": {"path": "/machine/peripheral/ua-disk1/virtio-backend"}}' |
-    /usr/bin/python3 -c 'import json, sys; s = json.load(sys.stdin)["return"]
-print("status", s["status"], "guest-features", json.dumps(s["guest-features"], sort_keys=True),
-      "host-features", json.dumps(s["host-features"], sort_keys=True))'
+    PYTHONPATH="$top/tools" /usr/bin/python3 -c 'import json, sys
+from abiguard.abi import feature_mask
+s = json.load(sys.stdin)["return"]
+print("status", ",".join(sorted(x.split(":")[0] for x in s["status"]["statuses"])),
+      "guest-features %#x" % feature_mask(s["guest-features"]))'
 }
 running() { virsh -q -c "$(uri "$1")" domstate "$2" 2>&1 | grep -qx running; }
 
@@ -133,7 +154,7 @@ running() { virsh -q -c "$(uri "$1")" domstate "$2" 2>&1 | grep -qx running; }
 RACE="unable to execute QEMU command 'cont': Migration is not finalized yet"
 sum=$(sha256sum < "$tmp/abg-d2.raw")
 for try in 1 2 3; do
-  migrate abg-d2 --p2p > "$tmp/d2.out" 2>&1
+  migrate abg-d2 --p2p --xml "$tmp/abg-d2-dst.xml" > "$tmp/d2.out" 2>&1
   rc=$?
   grep -qF "$RACE" "$tmp/d2.out" || break
   echo "# attempt $try: libvirt 9.0's race: $(cat "$tmp/d2.out")"
@@ -147,28 +168,26 @@ tap_ok $? "incident: abg-d2 runs on the old host, its disk unchanged"
 
 # The remedy, as the preflight gave it, in the destination XML: the
 # migration completes and the guest sees the disk it enumerated.
-virtio_blk old abg-d2 > "$tmp/d2.before"
-virsh -q -c "$(uri old)" dumpxml --migratable abg-d2 > "$tmp/abg-d2-dst.xml"
-/usr/bin/python3 - "$tmp/admin.json" "$tmp/abg-d2-dst.xml" <<'PY'
+seen old abg-d2 > "$tmp/d2.before"
+/usr/bin/python3 - "$tmp/admin-incident.json" "$tmp/abg-d2-dst.xml" > "$tmp/abg-d2-fixed.xml" <<'PY'
 import json, sys
-r = [r for r in json.load(open(sys.argv[1])) if r["domain"] == "abg-d2"][0]
+r = json.load(open(sys.argv[1]))[0]
 xml = open(sys.argv[2]).read()
-if "xmlns:qemu=" not in xml:
-    xml = xml.replace("<domain ", "<domain xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0' ", 1)
-xml = xml.replace("</domain>", r["remedy"]["override"] + "\n</domain>")
-open(sys.argv[2], "w").write(xml)
+print(xml.replace("</domain>", r["remedy"]["override"] + "\n</domain>"))
 PY
-migrate abg-d2 --p2p --xml "$tmp/abg-d2-dst.xml" > "$tmp/d2-fixed.out" 2>&1
+migrate abg-d2 --p2p --xml "$tmp/abg-d2-fixed.xml" > "$tmp/d2-fixed.out" 2>&1
 tap_ok $? "incident with the preflight's remedy: virsh migrate --xml completes" || sed 's/^/# /' "$tmp/d2-fixed.out"
-running new abg-d2 && virtio_blk new abg-d2 > "$tmp/d2.after" &&
-  diff "$tmp/d2.before" "$tmp/d2.after" > /dev/null && grep -q '^status 15 ' "$tmp/d2.after"
-tap_ok $? "incident with the remedy: on the new host the guest's disk has the features it negotiated, driver ready" ||
+running new abg-d2 && seen new abg-d2 > "$tmp/d2.after" &&
+  diff "$tmp/d2.before" "$tmp/d2.after" > /dev/null &&
+  grep -q '^status VIRTIO_CONFIG_S_ACKNOWLEDGE,VIRTIO_CONFIG_S_DRIVER,VIRTIO_CONFIG_S_DRIVER_OK,VIRTIO_CONFIG_S_FEATURES_OK guest-features 0x' "$tmp/d2.after"
+tap_ok $? "incident with the remedy: on the new host the guest's disk is as it enumerated it: $(cat "$tmp/d2.after")" ||
   sed 's/^/# /' "$tmp/d2.before" "$tmp/d2.after"
 
-# A compatible domain migrates as it is.
-virtio_blk old abg-d1 > "$tmp/d1.before"
+# A compatible domain migrates as it is, as the preflight said.
+seen old abg-d1 > "$tmp/d1.before"
 migrate abg-d1 --p2p > "$tmp/d1.out" 2>&1
 tap_ok $? "compatible domain, old -> new: virsh migrate completes" || sed 's/^/# /' "$tmp/d1.out"
-running new abg-d1 && virtio_blk new abg-d1 | diff - "$tmp/d1.before" > /dev/null
-tap_ok $? "compatible domain: runs on the new host, the guest's disk as it was"
+running new abg-d1 && seen new abg-d1 | diff - "$tmp/d1.before" > /dev/null
+tap_ok $? "compatible domain: runs on the new host, the guest's disk as it enumerated it" ||
+  { sed 's/^/# before: /' "$tmp/d1.before"; seen new abg-d1 | sed 's/^/# after: /'; }
 tap_done

@@ -11,7 +11,6 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-BASE=10.2
 PATCHES=$TOP/patches/10.2
 PACKAGING=$TOP/packaging/qemu-10.2
 # the profiles and options of an x86 host's build: no linux-user, no Xen,

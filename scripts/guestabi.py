@@ -188,11 +188,12 @@ _bit_names = None
 
 def bit_names():
     """(prefix, bit) -> name, from the package's virtio feature table: a
-    bit's first name in the headers of the devices named here."""
+    bit's first name (the table lists the common headers and those of the
+    devices named here first)."""
     global _bit_names
     if _bit_names is None:
         _bit_names = {}
-        for hdr, bits in virtio_features.HEADERS[:7]:
+        for _, bits in virtio_features.HEADERS:
             for name, bit in bits:
                 m = re.match(r"VIRTIO_((?:(\w+?)_)?F_\w+)$", name)
                 _bit_names.setdefault((m.group(2) or "", bit), m.group(1))

@@ -34,41 +34,6 @@ grep -q "<emulator>/usr/bin/qemu-system-x86_64</emulator>" "$tmp/caps" &&
   grep -q ">pc-q35-10.2-abiguard1<" "$tmp/caps"
 tap_ok $? "the new host's libvirt runs the installed QEMU: its capabilities list pc-q35-10.2-abiguard1"
 
-domain() { # name [property=false...]: a guest on pc-i440fx-7.2, a virtio disk
-  cat <<XML
-<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
-  <name>$1</name>
-  <uuid>$(printf '6f0c2a4e-0000-4000-8000-%012d' "${1#abg-d}")</uuid>
-  <memory unit='MiB'>128</memory>
-  <vcpu>1</vcpu>
-  <os>
-    <type arch='x86_64' machine='pc-i440fx-7.2'>hvm</type>
-    <kernel>$guest/vmlinuz</kernel>
-    <initrd>$guest/initrd.gz</initrd>
-    <cmdline>console=ttyS0 quiet</cmdline>
-  </os>
-  <features><acpi/></features>
-  <devices>
-    <emulator>/usr/bin/qemu-system-x86_64</emulator>
-    <disk type='file' device='disk'>
-      <driver name='qemu' type='raw'/>
-      <source file='$tmp/$1.raw'/>
-      <target dev='vda' bus='virtio'/>
-      <alias name='ua-disk1'/>
-    </disk>
-    <serial type='file'><source path='$tmp/$1.console'/></serial>
-    <memballoon model='none'/>
-  </devices>
-XML
-  if [ $# -gt 1 ]; then
-    echo "  <qemu:override><qemu:device alias='ua-disk1'><qemu:frontend>"
-    for p in "${@:2}"; do
-      echo "    <qemu:property name='$p' type='bool' value='false'/>"
-    done
-    echo "  </qemu:frontend></qemu:device></qemu:override>"
-  fi
-  echo "</domain>"
-}
 # d1 is compatible; d2 is the incident: the old host's QEMU without
 # discard and write-zeroes (here by a qemu:override in its XML), whose
 # legacy I/O BAR0 is 64 bytes, not 128.  The XML for the new host
@@ -78,8 +43,8 @@ for args in "abg-d1" "abg-d2 discard write-zeroes"; do
   set -- $args
   truncate -s 16M "$tmp/$1.raw"
   echo "abiguard $1" | dd of="$tmp/$1.raw" conv=notrunc status=none
-  domain "$@" > "$tmp/$1.xml"
-  domain "$1" > "$tmp/$1-dst.xml"
+  guest_domain "$1" pc-i440fx-7.2 /usr/bin/qemu-system-x86_64 "$tmp/$1.console" "${@:2}" > "$tmp/$1.xml"
+  guest_domain "$1" pc-i440fx-7.2 /usr/bin/qemu-system-x86_64 "$tmp/$1.console" > "$tmp/$1-dst.xml"
   virsh -q -c "$(uri old)" create "$tmp/$1.xml" > "$tmp/$1.create" 2>&1
   tap_ok $? "$1 starts on the old host" || sed 's/^/# /' "$tmp/$1.create"
 done

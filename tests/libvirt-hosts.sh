@@ -81,3 +81,43 @@ hosts_up() { # old-host-root [new-host-root]
     echo "# $h host: $(virsh -c "$(uri $h)" version --daemon 2>/dev/null | grep -E 'daemon|hypervisor' | tr -s ' \n' ' ')"
   done
 }
+
+# guest_domain NAME MACHINE EMULATOR CONSOLE-FILE [PROPERTY...]: the XML
+# of a domain running the test guest ($guest) with a virtio disk
+# $tmp/NAME.raw (alias ua-disk1), each PROPERTY set false on it by a
+# qemu:override; its UUID from the digits of NAME.
+guest_domain() {
+  cat <<XML
+<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
+  <name>$1</name>
+  <uuid>$(printf '6f0c2a4e-0000-4000-8000-%012d' "$((10#${1//[!0-9]/}))")</uuid>
+  <memory unit='MiB'>128</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='$2'>hvm</type>
+    <kernel>$guest/vmlinuz</kernel>
+    <initrd>$guest/initrd.gz</initrd>
+    <cmdline>console=ttyS0 quiet</cmdline>
+  </os>
+  <features><acpi/></features>
+  <devices>
+    <emulator>$3</emulator>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='raw'/>
+      <source file='$tmp/$1.raw'/>
+      <target dev='vda' bus='virtio'/>
+      <alias name='ua-disk1'/>
+    </disk>
+    <serial type='file'><source path='$4'/></serial>  <!-- "GUEST READY", then an idle shell -->
+    <memballoon model='none'/>
+  </devices>
+XML
+  if [ $# -gt 4 ]; then
+    echo "  <qemu:override><qemu:device alias='ua-disk1'><qemu:frontend>"
+    for p in "${@:5}"; do
+      echo "    <qemu:property name='$p' type='bool' value='false'/>"
+    done
+    echo "  </qemu:frontend></qemu:device></qemu:override>"
+  fi
+  echo "</domain>"
+}

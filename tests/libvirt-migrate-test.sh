@@ -17,47 +17,11 @@ tmp=$(mktemp -d /tmp/abiguard-libvirt-XXXXXX)
 trap hosts_down EXIT
 hosts_up "$old_root"
 
-domain() { # name machine emulator console-file [property=false...]
-  cat <<XML
-<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
-  <name>$1</name>
-  <uuid>$(printf '6f0c2a4e-0000-4000-8000-%012d' "${1#abg-g}")</uuid>
-  <memory unit='MiB'>128</memory>
-  <vcpu>1</vcpu>
-  <os>
-    <type arch='x86_64' machine='$2'>hvm</type>
-    <kernel>$guest/vmlinuz</kernel>
-    <initrd>$guest/initrd.gz</initrd>
-    <cmdline>console=ttyS0 quiet</cmdline>
-  </os>
-  <features><acpi/></features>
-  <devices>
-    <emulator>$3</emulator>
-    <disk type='file' device='disk'>
-      <driver name='qemu' type='raw'/>
-      <source file='$tmp/$1.raw'/>
-      <target dev='vda' bus='virtio'/>
-      <alias name='ua-disk1'/>
-    </disk>
-    <serial type='file'><source path='$4'/></serial>  <!-- "GUEST READY", then an idle shell -->
-    <memballoon model='none'/>
-  </devices>
-XML
-  if [ $# -gt 4 ]; then
-    echo "  <qemu:override><qemu:device alias='ua-disk1'><qemu:frontend>"
-    for p in "${@:5}"; do
-      echo "    <qemu:property name='$p' type='bool' value='false'/>"
-    done
-    echo "  </qemu:frontend></qemu:device></qemu:override>"
-  fi
-  echo "</domain>"
-}
-
 start_domain() { # name host machine emulator [property=false...]
   truncate -s 16M "$tmp/$1.raw"
   echo "abiguard $1" | dd of="$tmp/$1.raw" conv=notrunc status=none
-  domain "$1" "$3" "$4" "$tmp/$1-src.console" "${@:5}" > "$tmp/$1-src.xml"
-  domain "$1" "$3" "$new_qemu" "$tmp/$1-dst.console" > "$tmp/$1-dst.xml"
+  guest_domain "$1" "$3" "$4" "$tmp/$1-src.console" "${@:5}" > "$tmp/$1-src.xml"
+  guest_domain "$1" "$3" "$new_qemu" "$tmp/$1-dst.console" > "$tmp/$1-dst.xml"
   virsh -q -c "$(uri "$2")" create "$tmp/$1-src.xml" > "$tmp/$1-create.out" 2>&1
   tap_ok $? "$1 starts on the $2 host ($3)" || sed 's/^/# /' "$tmp/$1-create.out"
 }

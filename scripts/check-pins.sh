@@ -42,12 +42,14 @@ check "$GUEST_SUITE" libblkid1 "$GUEST_UTIL_LINUX_VERSION"
 check "$GUEST_SUITE" libc6 "$GUEST_LIBC_VERSION"
 check "$OLD_HOST_LIBVIRT_SUITE" libvirt-daemon "$OLD_HOST_LIBVIRT_VERSION"
 check "$NEW_HOST_LIBVIRT_SUITE" libvirt-daemon "$NEW_HOST_LIBVIRT_VERSION"
+check "$DEB_SUITE" libvirt-daemon-system "$DEB_HOST_LIBVIRT_VERSION"
 check "$FIRMWARE_SUITE" seabios "$SEABIOS_VERSION"
 check "$FIRMWARE_SUITE" ipxe-qemu "$IPXE_QEMU_VERSION"
 
-# The orig tarballs have no substitute: another tarball is another base.
+# The source tarballs have no substitute: another tarball is another base,
+# or another packaging of it.
 mirror=$(debian_mirror)
-for tarball in "$QEMU_ORIG_TARBALL" "$QEMU_10_2_ORIG_TARBALL"; do
+for tarball in "$QEMU_ORIG_TARBALL" "$QEMU_10_2_ORIG_TARBALL" "$QEMU_10_2_DEBIAN_TARBALL"; do
   url=$mirror/pool/main/${QEMU_SRC_PKG:0:1}/$QEMU_SRC_PKG/$tarball
   got=
   python3 -c 'import sys, urllib.request

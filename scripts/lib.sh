@@ -75,6 +75,30 @@ unpack_root() {
   tar -C "$1" -xf "$2" || die "cannot unpack $2"
 }
 
+# deb_build_root SRC PROFILES LOG: the tarball of a clean DEB_SUITE build
+# root (mmdebstrap's buildd variant, with ccache) that holds the build
+# dependencies of the source tree SRC, as apt-get build-dep takes them from
+# SRC/debian/control with the build profiles PROFILES (comma-separated, or
+# empty); cached by both.  mmdebstrap's output goes to LOG.
+deb_build_root() {
+  local src=$1 profiles=$2 log=$3 key tarball mirror
+  key=$( { echo "$profiles"; cat "$src/debian/control"; } | sha256sum | cut -c1-16)
+  tarball=$CACHE/deb-build-root-$DEB_SUITE-$key.tar
+  if [ ! -f "$tarball" ]; then
+    mirror=$(root_mirror) || exit 1
+    log "making a $DEB_SUITE build root with the build dependencies of $(basename "$src")"
+    mmdebstrap --quiet --variant=buildd --format=tar --include=ccache \
+      --customize-hook='mkdir "$1"/tmp/src' \
+      --customize-hook="copy-in $src/debian /tmp/src" \
+      --customize-hook="chroot \"\$1\" apt-get -y ${profiles:+-P $profiles} build-dep /tmp/src" \
+      --customize-hook='rm -rf "$1"/tmp/src' \
+      "$DEB_SUITE" "$tarball.tmp" - <<<"deb $mirror $DEB_SUITE main" > "$log" 2>&1 ||
+      { rm -f "$tarball.tmp"; die "mmdebstrap failed; see $log"; }
+    mv "$tarball.tmp" "$tarball"
+  fi
+  echo "$tarball"
+}
+
 # The first URI of this machine's apt configuration that serves the plain
 # "bookworm" suite: apt sources are derived from it, never written here.
 debian_mirror() {

@@ -61,22 +61,8 @@ done
   cat "$src/debian/changelog"
 } > "$work/changelog" && mv "$work/changelog" "$src/debian/changelog"
 
-# The build root: Debian 13 with the build dependencies, cached by what
-# decides them (debian/control and the profiles).
-mirror=$(root_mirror) || exit 1
-roothash=$( { echo "$PROFILES"; cat "$src/debian/control"; } | sha256sum | cut -c1-16)
-tarball=$CACHE/deb-build-root-$DEB_SUITE-$roothash.tar
-if [ ! -f "$tarball" ]; then
-  log "making a $DEB_SUITE build root with QEMU's build dependencies"
-  mmdebstrap --quiet --variant=buildd --format=tar --include=ccache \
-    --customize-hook='mkdir "$1"/tmp/qemu-src' \
-    --customize-hook="copy-in $src/debian /tmp/qemu-src" \
-    --customize-hook="chroot \"\$1\" apt-get -y -P $PROFILES build-dep /tmp/qemu-src" \
-    --customize-hook='rm -rf "$1"/tmp/qemu-src' \
-    "$DEB_SUITE" "$tarball.tmp" - <<<"deb $mirror $DEB_SUITE main" > "$work/root.log" 2>&1 ||
-    { rm -f "$tarball.tmp"; die "mmdebstrap failed; see $work/root.log"; }
-  mv "$tarball.tmp" "$tarball"
-fi
+# The build root: Debian 13 with the build dependencies.
+tarball=$(deb_build_root "$src" "$PROFILES" "$work/root.log") || exit 1
 root=$work/root
 unpack_root "$root" "$tarball"
 mv "$work/src" "$root/build"

@@ -11,19 +11,9 @@ hash=$(cd "$TOP" && find tools -type f ! -path '*/__pycache__/*' | sort |
 out=$CACHE/debs-abiguard-tools/$hash
 if [ -f "$out/done" ]; then echo "$out"; exit 0; fi
 need_root
-mirror=$(root_mirror) || exit 1
 work=$BUILD/tools-deb
 rm -rf "$work" && mkdir -p "$work"
-deps=$(sed -n '/^Build-Depends:/,/^[A-Z]/p' "$TOP/tools/debian/control" | sed '$d' |
-       sed 's/^Build-Depends://; s/([^)]*)//g' | tr -d ' \n')
-tarball=$CACHE/deb-build-root-$DEB_SUITE-tools-$(echo "$deps" | sha256sum | cut -c1-16).tar
-if [ ! -f "$tarball" ]; then
-  log "making a $DEB_SUITE build root for the tools package"
-  mmdebstrap --quiet --variant=buildd --format=tar --include="$deps" \
-    "$DEB_SUITE" "$tarball.tmp" - <<<"deb $mirror $DEB_SUITE main" > "$work/root.log" 2>&1 ||
-    { rm -f "$tarball.tmp"; die "mmdebstrap failed; see $work/root.log"; }
-  mv "$tarball.tmp" "$tarball"
-fi
+tarball=$(deb_build_root "$TOP/tools" "" "$work/root.log") || exit 1
 root=$work/root
 unpack_root "$root" "$tarball"
 version=$(sed -n '1s/^abiguard (\([^)]*\)).*/\1/p' "$TOP/tools/debian/changelog")

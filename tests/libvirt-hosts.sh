@@ -29,14 +29,17 @@ uri() { echo "qemu+unix:///system?socket=$tmp/$1/run/libvirt-sock"; }
 # has its own PID namespace, whose init (sh) reaps what it runs at once,
 # as systemd does on a real host; killing the host kills its QEMUs.  The old
 # host's runs chrooted in its Debian 12 root, which sees $tmp and the
-# guest at the same paths.
+# guest at the same paths.  MIGRATION_HOST, if set, is the address the
+# host gives sources to migrate to (libvirt's migration_host).
 start_daemon() { # name netns uuid [root]
   local d=$tmp/$1 root=${4:-}
   mkdir -p "$d"/{etc,run,lib,log,cache} "$tmp/bin"
   cat > "$d/etc/libvirtd.conf" <<CONF
 host_uuid = "$3"
 CONF
+  local mh=${MIGRATION_HOST:+"migration_host = \"$MIGRATION_HOST\""}
   cat > "$d/etc/qemu.conf" <<CONF
+$mh
 security_driver = "none"
 cgroup_controllers = [ ]
 user = "root"

@@ -53,10 +53,11 @@ def stock_virtio(qmp, proxy, status):
         v["guest-features"] = guest
     if status["device-id"] != 1:
         # virtio-net's queues follow its guest's multiqueue choice
-        v["queue-sizes"] = [
-            qmp.cmd("x-query-virtio-queue-status", path=backend,
-                    queue=i)["vring-num-default"]
-            for i in range(status["num-vqs"])]
+        queues = [qmp.cmd("x-query-virtio-queue-status", path=backend,
+                          queue=i) for i in range(status["num-vqs"])]
+        v["queue-sizes"] = [q["vring-num-default"] for q in queues]
+        v["queues-set-up"] = max([i + 1 for i, q in enumerate(queues)
+                                  if q["vring-desc"]], default=0)
     return v
 
 

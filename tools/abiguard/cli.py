@@ -3,7 +3,7 @@ import argparse
 import sys
 
 import abiguard
-from abiguard import preflight
+from abiguard import drain, preflight
 
 
 def main(argv=None):
@@ -18,5 +18,11 @@ def main(argv=None):
         formatter_class=argparse.RawDescriptionHelpFormatter)
     preflight.add_arguments(p)
     p.set_defaults(run=lambda args: preflight.run(args, p))
+    d = sub.add_parser(
+        "drain", help=drain.__doc__.split("\n")[0],
+        description=drain.__doc__.split("\n\n", 2)[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    drain.add_arguments(d)
+    d.set_defaults(run=lambda args: drain.run(args, d))
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
     return args.run(args)

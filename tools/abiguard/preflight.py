@@ -109,6 +109,10 @@ class Scratch:
         pool.undefine()
 
 
+CHARDEVS = ("serial", "console", "parallel", "channel")
+CHARDEV_BACKENDS = ("file", "pty", "unix", "tcp", "udp", "pipe", "dev")
+
+
 def throwaway_xml(xml, name, dom, scratch):
     """The domain's XML as a copy that opens nothing of the real VM."""
     root = ET.fromstring(xml)
@@ -121,6 +125,14 @@ def throwaway_xml(xml, name, dom, scratch):
     nvram = root.find("os/nvram")
     if nvram is not None:
         root.find("os").remove(nvram)  # libvirt makes the copy its own
+    for dev in root.find("devices"):
+        if dev.tag in CHARDEVS and dev.get("type") in CHARDEV_BACKENDS:
+            # the same guest device on a backend that opens nothing: the
+            # real VM's log files and sockets stay the real VM's
+            dev.set("type", "null")
+            for child in list(dev):
+                if child.tag in ("source", "log", "protocol"):
+                    dev.remove(child)
     for disk in root.iter("disk"):
         target = disk.find("target").get("dev")
         removable = disk.get("device") in ("cdrom", "floppy")
@@ -148,48 +160,159 @@ LIBVIRT_ATTRS = {
 }
 
 
-def remedy_xml(devices, domain_xml):
-    """The domain XML changes that set each device's remedy properties:
-    attributes where libvirt has them, the rest as a qemu:override.
-    libvirt names a device by its alias, the qdev id in QEMU's report."""
+def remedy_changes(devices, domain_xml):
+    """The domain XML changes that set each device's remedy properties,
+    as dicts of alias, element, attribute and value: the element is the
+    device's
+    own tag, or tag/child, where libvirt has an attribute for the property,
+    and None for the rest, which a qemu:override sets (the attribute is
+    then the property).  libvirt names a device by its alias, the qdev id
+    in QEMU's report."""
     aliases = {a.get("name"): dev for dev in ET.fromstring(domain_xml).find(
                "devices") for a in dev.iter("alias")}
-    changes, override = [], []
+    changes = []
     for dev in devices:
         alias = dev["device"].split("'")[1] if "'" in dev["device"] else None
-        props = dev.get("remedy-properties", [])
-        if not props or alias not in aliases:
+        if alias not in aliases:
             continue
-        rest = []
-        for p in props:
-            if p["name"] not in LIBVIRT_ATTRS:
-                rest.append(p)
-                continue
-            child, attr = LIBVIRT_ATTRS[p["name"]]
-            element = aliases[alias].tag + ("/" + child if child else "")
-            changes.append("<%s> of alias '%s': %s='%s'"
-                           % (element, alias, attr, p["value"]))
-        if not rest:
-            continue
+        for p in dev.get("remedy-properties", []):
+            child, attr = LIBVIRT_ATTRS.get(p["name"], (None, None))
+            element = None if attr is None else \
+                aliases[alias].tag + ("/" + child if child else "")
+            changes.append({"alias": alias, "element": element,
+                            "attribute": attr or p["name"],
+                            "value": p["value"]})
+    return changes
+
+
+def override_property(name, value):
+    """A qemu:override property's type and value, from QEMU's."""
+    if value in ("on", "off"):
+        return "bool", "true" if value == "on" else "false"
+    return "unsigned" if value.isdigit() else "string", value
+
+
+def remedy_xml(changes):
+    """The changes as a person applies them: attributes, and the
+    qemu:override element to add."""
+    attrs = ["<%(element)s> of alias '%(alias)s': %(attribute)s='%(value)s'"
+             % c for c in changes if c["element"]]
+    override = []
+    for alias in dict.fromkeys(c["alias"] for c in changes
+                               if not c["element"]):
         override += ["  <qemu:device alias='%s'>" % alias,
                      "    <qemu:frontend>"]
-        for p in rest:
-            value = p["value"]
-            kind = ("bool" if value in ("on", "off") else
-                    "unsigned" if value.isdigit() else "string")
-            if kind == "bool":
-                value = "true" if value == "on" else "false"
-            override.append("      <qemu:property name='%s' type='%s' "
-                            "value='%s'/>" % (p["name"], kind, value))
+        for c in changes:
+            if c["alias"] == alias and not c["element"]:
+                override.append(
+                    "      <qemu:property name='%s' type='%s' value='%s'/>"
+                    % ((c["attribute"],) +
+                       override_property(c["attribute"], c["value"])))
         override += ["    </qemu:frontend>", "  </qemu:device>"]
     if override:
         override = ["<qemu:override>"] + override + ["</qemu:override>"]
-    return {"attributes": changes, "override": "\n".join(override) or None}
+    return {"attributes": attrs, "override": "\n".join(override) or None}
+
+
+def apply_remedy(xml, changes):
+    """The domain XML with the changes made."""
+    root = ET.fromstring(xml)
+    devices = {a.get("name"): dev for dev in root.find("devices")
+               for a in dev.iter("alias")}
+    override = None
+    for c in changes:
+        alias, element, attr, value = (c["alias"], c["element"],
+                                       c["attribute"], c["value"])
+        dev = devices[alias]
+        if element:
+            child = element.partition("/")[2]
+            node = dev
+            if child:
+                node = dev.find(child)
+                if node is None:
+                    node = ET.SubElement(dev, child)
+            node.set(attr, value)
+            continue
+        if override is None:
+            override = root.find("{%s}override" % QEMU_NS)
+            if override is None:
+                override = ET.SubElement(root, "{%s}override" % QEMU_NS)
+        device = override.find("{%s}device[@alias='%s']" % (QEMU_NS, alias))
+        if device is None:
+            device = ET.SubElement(override, "{%s}device" % QEMU_NS,
+                                   alias=alias)
+        frontend = device.find("{%s}frontend" % QEMU_NS)
+        if frontend is None:
+            frontend = ET.SubElement(device, "{%s}frontend" % QEMU_NS)
+        kind, v = override_property(attr, value)
+        ET.SubElement(frontend, "{%s}property" % QEMU_NS, name=attr,
+                      type=kind, value=v)
+    return ET.tostring(root, encoding="unicode")
+
+
+class Copy:
+    """A throwaway copy of a domain, paused on a destination, whose QEMU
+    compares fingerprints of a source with itself.  Usable in a with."""
+
+    def __init__(self, dst_conn, dom, xml):
+        self.conn = dst_conn
+        self.tag = "abiguard-preflight-%d-%s" % (os.getpid(),
+                                                 uuid.uuid4().hex[:8])
+        try:
+            self.dom = dst_conn.createXML(
+                throwaway_xml(xml, self.tag, dom, Scratch(dst_conn, self.tag)),
+                libvirt.VIR_DOMAIN_START_PAUSED)
+        except BaseException:
+            self.close()
+            raise
+
+    def compare(self, fingerprint):
+        return compare(Monitor(self.dom), fingerprint)
+
+    def close(self):
+        # by name: an interruption may come before a handle is kept
+        try:
+            self.conn.lookupByName(self.tag).destroy()
+        except libvirt.libvirtError:
+            pass
+        Scratch.remove(self.conn, self.tag)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def compare(monitor, fingerprint):
+    """The verdict of the QEMU behind monitor on a source's fingerprint."""
+    try:
+        return monitor.cmd(COMPARE, source=fingerprint)
+    except RuntimeError as e:
+        if "has not been found" in str(e):
+            raise Error("the destination's QEMU cannot compare guest "
+                        "ABIs (it lacks %s): it is not patched" % COMPARE)
+        raise
+
+
+def verdict_of(check):
+    return "refused" if check["differences"] else \
+        "migrates with notes" if check["compatible"] else "migrates"
+
+
+def result(name, check, domain_xml):
+    """One domain's result: its verdict, the comparison and the remedy."""
+    changes = remedy_changes(check["devices"], domain_xml)
+    return {"domain": name, "verdict": verdict_of(check), "check": check,
+            "remedy": remedy_xml(changes), "changes": changes}
+
+
+def migratable_xml(dom):
+    return dom.XMLDesc(libvirt.VIR_DOMAIN_XML_MIGRATABLE)
 
 
 def check(dst_conn, dom, xml_file):
     """The destination's verdict on one domain, as a dict."""
-    name = dom.name()
     if not dom.isActive():
         raise Error("not running")
     source = abi.guest_abi(Monitor(dom))
@@ -197,37 +320,15 @@ def check(dst_conn, dom, xml_file):
         with open(xml_file) as f:
             xml = f.read()
     else:
-        xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_MIGRATABLE)
-    tag = "abiguard-preflight-%d-%s" % (os.getpid(), uuid.uuid4().hex[:8])
-    try:
-        copy = dst_conn.createXML(
-            throwaway_xml(xml, tag, dom, Scratch(dst_conn, tag)),
-            libvirt.VIR_DOMAIN_START_PAUSED)
-        try:
-            verdict = Monitor(copy).cmd(COMPARE, source=source)
-        except RuntimeError as e:
-            if "has not been found" in str(e):
-                raise Error("the destination's QEMU cannot compare guest "
-                            "ABIs (it lacks %s): it is not patched" % COMPARE)
-            raise
-    finally:
-        # by name: an interruption may come before a handle is kept
-        try:
-            dst_conn.lookupByName(tag).destroy()
-        except libvirt.libvirtError:
-            pass
-        Scratch.remove(dst_conn, tag)
-    result = {"domain": name, "verdict":
-              "refused" if verdict["differences"] else
-              "migrates with notes" if verdict["compatible"] else "migrates",
-              "check": verdict,
-              "remedy": remedy_xml(verdict["devices"], dom.XMLDesc(0))}
-    return result
+        xml = migratable_xml(dom)
+    with Copy(dst_conn, dom, xml) as copy:
+        verdict = copy.compare(source)
+    return result(dom.name(), verdict, dom.XMLDesc(0))
 
 
-def show(result):
-    check = result["check"]
-    print("%s: %s" % (result["domain"], result["verdict"]))
+def show(res):
+    check = res["check"]
+    print("%s: %s" % (res["domain"], res["verdict"]))
     if check["differences"]:
         for line in check["report"].splitlines():
             print("  " + line.strip())
@@ -236,13 +337,13 @@ def show(result):
             print("  note: %s: %s: source %s, destination %s; %s"
                   % (dev["device"], d["field"], d["source"],
                      d["destination"], dev["cause"]))
-    for change in result["remedy"]["attributes"]:
+    for change in res["remedy"]["attributes"]:
         print("  fix: in the domain XML given to virsh migrate --xml, set "
               + change)
-    if result["remedy"]["override"]:
+    if res["remedy"]["override"]:
         print("  fix: add to the domain XML, in the namespace "
               "xmlns:qemu='%s', and give it to virsh migrate --xml:" % QEMU_NS)
-        for line in result["remedy"]["override"].splitlines():
+        for line in res["remedy"]["override"].splitlines():
             print("    " + line)
 
 
@@ -287,21 +388,21 @@ def run(args, ap):
         signal.pthread_sigmask(signal.SIG_BLOCK, STOP)
         t0 = time.monotonic()
         try:
-            result = check(dst_conn, dom, args.xml)
+            res = check(dst_conn, dom, args.xml)
         except (Error, RuntimeError, libvirt.libvirtError, OSError) as e:
             msg = e.get_error_message() if isinstance(
                 e, libvirt.libvirtError) else str(e)
-            result = {"domain": dom.name(), "verdict": "error", "error": msg}
+            res = {"domain": dom.name(), "verdict": "error", "error": msg}
             if not args.json:
                 print("%s: error: %s" % (dom.name(), msg))
             status = 2
         else:
-            if result["verdict"] == "refused":
+            if res["verdict"] == "refused":
                 status = max(status, 1)
             if not args.json:
-                show(result)
-        result["seconds"] = round(time.monotonic() - t0, 3)
-        results.append(result)
+                show(res)
+        res["seconds"] = round(time.monotonic() - t0, 3)
+        results.append(res)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP)
     if args.json:
         print(json.dumps(results, indent=2))

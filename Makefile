@@ -9,7 +9,7 @@ include versions
 .PHONY: all setup setup-demo setup-fast check-fast fetch peers old-host debian13-hosts tree build wrappers unpatched guest env demo check \
         check-qtest check-golden check-stream check-offered check-libvirt \
         check-guest check-matrix check-base102 check-releases build-10.2 unpatched-10.2 \
-        check-pins check-upstream check-sanitizers deb check-deb fuzz bench bench-preflight goldens export \
+        check-pins check-upstream check-sanitizers deb check-deb deb-host fleet fleet-down check-drain bench-drain fuzz bench bench-preflight goldens export \
         checkpatch bisect-check clean
 
 all: build wrappers
@@ -113,6 +113,21 @@ deb: setup
 	@$(SCRIPTS)/make-tools-deb.sh
 check-deb: setup old-host guest
 	@$(SCRIPTS)/check-deb.sh
+deb-host: setup
+	@$(SCRIPTS)/make-deb-host.sh
+
+# A fleet to drain (README, "Draining a host"): libvirt hosts with the
+# Debian 12 QEMU 7.2, the patched 10.0.2 and the packaged patched 10.2.2.
+fleet: wrappers old-host guest deb-host
+	@$(SCRIPTS)/fleet-up.sh
+fleet-down:
+	@$(SCRIPTS)/fleet-down.sh
+# abiguard drain on a fleet of its own (tests/drain-test.sh), then removed
+check-drain: wrappers old-host guest deb-host
+	@$(SCRIPTS)/check-drain.sh
+# the drain against virsh migrate by hand, and the plan of 100 domains
+bench-drain: wrappers old-host guest deb-host
+	@$(SCRIPTS)/bench-drain.py
 
 # Upstream's whole x86_64 qtest suite, patched and unpatched builds side
 # by side (docs/upstream-qtests.md): about 30 minutes once both are built.

@@ -8,13 +8,8 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
-debs=$("$TOP/scripts/make-deb.sh") || exit 1
+"$TOP/scripts/make-deb-host.sh" || exit 1
 tools=$("$TOP/scripts/make-tools-deb.sh") || exit 1
-libvirt=$(pin "$DEB_SUITE" libvirt-daemon-system "$DEB_HOST_LIBVIRT_VERSION") || exit 1
-# qemu-system-x86 needs seabios >= 1.17, which Debian 13 has in backports
-"$TOP/scripts/make-deb-root.sh" deb-host "$debs" \
-  "qemu-system-x86 qemu-system-common qemu-system-data qemu-utils" \
-  "libvirt-daemon-system=$libvirt seabios/$DEB_SUITE-backports" || exit 1
 "$TOP/scripts/make-deb-root.sh" deb-admin "$tools" abiguard "" || exit 1
 
 log=$BUILD/check-deb.log

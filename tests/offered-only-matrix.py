@@ -47,7 +47,8 @@ QUEUES = ["virtio queues"]
 # vnet_hdr for the offloads the tap offered), and the differences an
 # abiguard destination lists as accepted when it completes.  The queue
 # rows: queues that a feature (free page reporting) or a property
-# (max_ports) adds, which the guest never set up.
+# (max_ports, which decides VIRTIO_CONSOLE_F_MULTIPORT) adds, which the
+# guest never set up.
 DIFFERENCES = [
     ("virtio-blk event_idx=off", BLK + ",event_idx=off", BLK, "completed",
      FEATURES),
@@ -75,9 +76,9 @@ DIFFERENCES = [
     ("virtio-balloon free-page-reporting=on, here only", BALLOON,
      BALLOON + ",free-page-reporting=on", "completed", FEATURES + QUEUES),
     ("virtio-serial max_ports=1", SERIAL + ",max_ports=1", SERIAL,
-     "completed", QUEUES),
+     "completed", FEATURES + QUEUES),
     ("virtio-serial max_ports=1, here only", SERIAL, SERIAL + ",max_ports=1",
-     "completed", QUEUES),
+     "completed", FEATURES + QUEUES),
 ]
 
 

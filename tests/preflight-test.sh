@@ -184,6 +184,31 @@ state old > "$tmp/old.after-errors"
 diff -q "$tmp/old.before" "$tmp/old.after-errors" > /dev/null
 tap_ok $? "after the errors the old host is as before"
 
+# The drain's plan for the old host, with two destinations: the same
+# verdicts, a remedy where one is needed, the other destination where it
+# takes a domain as it is (new2's QEMU lacks discard, as p03's source).
+PYTHONPATH="$top/tools" /usr/bin/python3 -m abiguard drain --dry-run --json --parallel 2 \
+  --from "$(uri old)" --to "$(uri new)" --to "$(uri new2)" --all > "$tmp/plan.json" 2> "$tmp/plan.err"
+rc=$?
+plan=$(/usr/bin/python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+names = {u: n for u, n in r["destinations"].items()}
+print(" ".join("%s:%s:%s" % (p["domain"], p["action"], p.get("how", "-").replace(" ", "-"))
+               for p in r["plan"]))' "$tmp/plan.json" 2>&1)
+echo "# plan: $plan"
+[ $rc = 0 ] && [ "$plan" = "abg-p01:move:as-it-is abg-p02:move:as-it-is abg-p03:move:as-it-is abg-p04:move:adapted abg-p05:move:adapted abg-p06:move:adapted abg-p07:move:as-it-is abg-p08:move:as-it-is" ] &&
+  /usr/bin/python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+p03 = [p for p in r["plan"] if p["domain"] == "abg-p03"][0]
+sys.exit(r["destinations"][p03["to"]] != "dst2")' "$tmp/plan.json"
+tap_ok $? "drain --dry-run of the old host to new and new2: p03 to new2 as it is, p04-p06 adapted, the rest as they are (exit status $rc)" ||
+  sed 's/^/# /' "$tmp/plan.err"
+state old > "$tmp/old.after-plan"
+diff -q "$tmp/old.before" "$tmp/old.after-plan" > /dev/null
+tap_ok $? "after the drain's plan the old host is as before"
+
 # What virsh migrate then does, domain by domain.
 agree=0
 for name in $names; do

@@ -1,7 +1,7 @@
 """Empty a libvirt host: every running VM migrates live to another host.
 
   abiguard drain --from URI --to URI [--to URI ...] [--dry-run]
-                 [--parallel N] [--json] DOMAIN... | --all
+                 [--parallel N] [--unsafe] [--json] DOMAIN... | --all
 
 Plan: for every domain and every destination, the preflight's verdict,
 asked of that destination's QEMU (one throwaway copy per destination and
@@ -172,7 +172,8 @@ def plan(fleet, parallel):
         if not todo:
             continue
         fixed = {d["name"]: preflight.apply_remedy(
-            d["xml"], verdicts[d["name"]][uri]["changes"]) for d, _ in todo}
+            d["xml"], verdicts[d["name"]][uri]["changes"], d["live"])
+            for d, _ in todo}
         again = ask_all(fleet.only(uri), [d for d, _ in todo],
                         lambda d: fixed[d["name"]], parallel)
         for d, entry in todo:
@@ -204,8 +205,8 @@ def step(d, uri, res, how):
 class Drain:
     """The moves of a plan, --parallel at a time, and their results."""
 
-    def __init__(self, fleet, parallel):
-        self.fleet, self.parallel = fleet, parallel
+    def __init__(self, fleet, parallel, unsafe):
+        self.fleet, self.parallel, self.unsafe = fleet, parallel, unsafe
         self.stopping = self.cancelling = False
         self.running = {}               # name -> source domain
         self.lock = threading.Lock()
@@ -225,6 +226,8 @@ class Drain:
         flags = lv.VIR_MIGRATE_LIVE | lv.VIR_MIGRATE_PERSIST_DEST
         if dom.isPersistent():
             flags |= lv.VIR_MIGRATE_UNDEFINE_SOURCE
+        if self.unsafe:
+            flags |= lv.VIR_MIGRATE_UNSAFE
         params = {}
         if p["xml"]:
             params[lv.VIR_MIGRATE_PARAM_DEST_XML] = p["xml"]
@@ -370,6 +373,9 @@ def add_arguments(ap):
                     help="print the plan and stop")
     ap.add_argument("--parallel", type=int, default=1, metavar="N",
                     help="migrations (and verdicts) at a time (default 1)")
+    ap.add_argument("--unsafe", action="store_true",
+                    help="as virsh migrate --unsafe: for hosts that share "
+                    "storage libvirt cannot tell is shared (make fleet's)")
     ap.add_argument("--json", action="store_true", help="one JSON document")
     ap.add_argument("--all", action="store_true",
                     help="every running domain of the source host")
@@ -411,7 +417,7 @@ def run(args, ap):
                       "%s %s" % (n, u) for u, n in names.items())))
         return 2 if any(p["action"] == "error" for p in planned) else \
             1 if stays else 0
-    drain = Drain(fleet, args.parallel)
+    drain = Drain(fleet, args.parallel, args.unsafe)
     for s in preflight.STOP:
         signal.signal(s, drain.signal)
     t1 = time.monotonic()

@@ -214,11 +214,27 @@ def remedy_xml(changes):
     return {"attributes": attrs, "override": "\n".join(override) or None}
 
 
-def apply_remedy(xml, changes):
-    """The domain XML with the changes made."""
+def same_devices(root, live_xml):
+    """alias -> the device element under root that is that device of the
+    running domain (live_xml): the same tag, in the same order, since a
+    migratable XML leaves out the aliases libvirt gave."""
+    mine = {}
+    for dev in root.find("devices"):
+        mine.setdefault(dev.tag, []).append(dev)
+    out, seen = {}, {}
+    for dev in ET.fromstring(live_xml).find("devices"):
+        i = seen[dev.tag] = seen.get(dev.tag, -1) + 1
+        alias = dev.find("alias")
+        if alias is not None and i < len(mine.get(dev.tag, [])):
+            out[alias.get("name")] = mine[dev.tag][i]
+    return out
+
+
+def apply_remedy(xml, changes, live_xml):
+    """The domain XML with the changes made; live_xml, the running
+    domain's, names the devices by alias."""
     root = ET.fromstring(xml)
-    devices = {a.get("name"): dev for dev in root.find("devices")
-               for a in dev.iter("alias")}
+    devices = same_devices(root, live_xml)
     override = None
     for c in changes:
         alias, element, attr, value = (c["alias"], c["element"],

@@ -1,0 +1,17 @@
+#!/bin/bash
+# make check-drain: tests/drain-test.sh on a fleet of its own (make fleet),
+# removed afterwards.  Ends with "N passed, M failed, K skipped"; exits
+# non-zero on any failure.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+
+"$TOP/scripts/fleet-up.sh" > /dev/null || exit 1
+trap '"$TOP/scripts/fleet-down.sh"' EXIT
+log=$BUILD/check-drain.log
+timeout 1200 "$TOP/tests/drain-test.sh" "$BUILD/fleet" > "$log" 2>&1
+rc=$?
+cat "$log"
+read -r passed failed skipped xfailed < <(python3 "$TOP/tests/tap.py" count "$log" "$rc" | head -n 1)
+[ "$xfailed" = 0 ] || echo "($xfailed expected failures)"
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" = 0 ]

@@ -51,8 +51,14 @@ for h in old v10.0 v10.2; do
   echo "$h $(uri "$h")"
 done > "$FLEET/uris.tmp"
 mv "$FLEET/uris.tmp" "$FLEET/uris"
+pkg() { chroot "$1" dpkg-query -W -f '${Version}' "$2"; }
+declare -A qemu=(
+  [old]="QEMU $(pkg "$BUILD/old-host" qemu-system-x86) (Debian 12)"
+  [v10.0]="$("$BUILD/bin/qemu-patched" --version | head -n 1) (make build)"
+  [v10.2]="QEMU $(pkg "$BUILD/deb-host" qemu-system-x86) (make deb, installed by apt)"
+)
 while read -r h u; do
-  printf '%-6s %s\n       %s\n' "$h" "$u" \
-    "$(virsh -c "$u" version --daemon | grep -E 'daemon|hypervisor' | tr -s ' \n' ' ')"
+  printf '%-6s %s\n       %s, libvirt %s\n' "$h" "$u" "${qemu[$h]}" \
+    "$(virsh -c "$u" version --daemon | sed -n 's/.*daemon: //p')"
 done < "$FLEET/uris"
-echo "emulator for every host: $FLEET/bin/qemu-system-x86_64"
+echo "each host's QEMU, as a domain's <emulator>: $FLEET/bin/qemu-system-x86_64"

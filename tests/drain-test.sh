@@ -18,7 +18,7 @@ declare -A uri
 while read -r h u; do uri[$h]=$u; done < "$FLEET/uris"
 work=$FLEET/drain-test
 rm -rf "$work" && mkdir -p "$work"
-drain() { PYTHONPATH="$top/tools" /usr/bin/python3 -m abiguard drain "$@"; }
+drain() { PYTHONPATH="$top/tools" /usr/bin/python3 -m abiguard drain --unsafe "$@"; }
 
 # flavour -> per host (old, v10.0, v10.2): the -global options it adds
 flavour() { # name old-options v10.0-options v10.2-options
@@ -184,7 +184,8 @@ tap_ok $? "the report gives each of the 11 moved domains its time and downtime"
 
 # the next upgrade: the 10.0.2 host drained to the 10.2.2 host, first
 # interrupted once the first migration runs, then to the end
-drain --from "${uri[v10.0]}" --to "${uri[v10.2]}" --all --json > "$work/int.json" 2> "$work/int.err" &
+PYTHONPATH="$top/tools" /usr/bin/python3 -m abiguard drain --unsafe \
+  --from "${uri[v10.0]}" --to "${uri[v10.2]}" --all --json > "$work/int.json" 2> "$work/int.err" &
 pid=$!
 for _ in $(seq 300); do grep -q "migrating" "$work/int.err" && break; sleep 0.1; done
 kill -INT $pid

@@ -17,7 +17,7 @@ sys.path[:0] = [os.path.join(TOP, "scripts"), os.path.join(TOP, "tests"),
                 os.path.join(TOP, "tools")]
 import guestabi  # noqa: E402
 import tap  # noqa: E402
-from abiguard import abi, preflight  # noqa: E402
+from abiguard import abi, drain, preflight  # noqa: E402
 
 
 def load(path, name):
@@ -225,7 +225,7 @@ class Xml(unittest.TestCase):
                                     "value": "on"}]},
             {"device": "virtio-rng-pci at 0000:00:04.0",
              "remedy-properties": [{"name": "vectors", "value": "0"}]}]
-        r = preflight.remedy_xml(devices, DOMAIN)
+        r = preflight.remedy_xml(preflight.remedy_changes(devices, DOMAIN))
         self.assertEqual(r["attributes"], [
             "<disk/driver> of alias 'ua-disk1': event_idx='off'",
             "<memballoon> of alias 'balloon0': freePageReporting='on'"])
@@ -239,6 +239,54 @@ class Xml(unittest.TestCase):
             "    </qemu:frontend>",
             "  </qemu:device>",
             "</qemu:override>"])
+
+
+    def test_throwaway_leaves_the_vms_chardevs(self):
+        xml = DOMAIN.replace("</devices>", "<serial type='file'><source "
+                             "path='/var/log/vm1.log' append='on'/></serial>"
+                             "<channel type='unix'><source mode='bind' "
+                             "path='/run/vm1.agent'/><target type='virtio' "
+                             "name='org.qemu.guest_agent.0'/></channel>"
+                             "</devices>")
+        out = preflight.throwaway_xml(xml, "c", Dom(), Scratch())
+        self.assertNotIn("vm1.log", out)
+        self.assertNotIn("vm1.agent", out)
+        self.assertIn('<serial type="null" />', out)
+        self.assertIn('<channel type="null"><target type="virtio" '
+                      'name="org.qemu.guest_agent.0" /></channel>', out)
+
+    def test_apply_remedy(self):
+        """The changes in the domain XML, devices found by alias in the
+        live XML when the migratable XML lacks libvirt's own aliases."""
+        migratable = DOMAIN.replace("<alias name='balloon0'/>", "")
+        changes = [
+            {"alias": "ua-disk1", "element": None, "attribute": "discard",
+             "value": "off"},
+            {"alias": "ua-disk1", "element": "disk/driver",
+             "attribute": "event_idx", "value": "on"},
+            {"alias": "balloon0", "element": "memballoon",
+             "attribute": "freePageReporting", "value": "on"}]
+        out = preflight.apply_remedy(migratable, changes, DOMAIN)
+        self.assertIn('<driver name="qemu" type="qcow2" event_idx="on" />',
+                      out)
+        self.assertIn('<memballoon model="virtio" freePageReporting="on" />',
+                      out)
+        self.assertIn('<qemu:override><qemu:device alias="ua-disk1">'
+                      '<qemu:frontend><qemu:property name="discard" '
+                      'type="bool" value="false" /></qemu:frontend>'
+                      '</qemu:device></qemu:override>', out)
+        self.assertEqual(preflight.remedy_xml(changes)["attributes"], [
+            "<disk/driver> of alias 'ua-disk1': event_idx='on'",
+            "<memballoon> of alias 'balloon0': freePageReporting='on'"])
+
+
+class DrainPlan(unittest.TestCase):
+    def test_shape_ignores_what_names_one_vm(self):
+        other = DOMAIN.replace("vm1", "vm2").replace("<uuid>x", "<uuid>y") \
+            .replace("/dev/real", "/dev/other")
+        self.assertEqual(drain.shape(DOMAIN), drain.shape(other))
+        self.assertNotEqual(drain.shape(DOMAIN), drain.shape(
+            DOMAIN.replace("bus='virtio'", "bus='sata'")))
 
 
 class TapReader(unittest.TestCase):

@@ -6,7 +6,7 @@
 Plan: for every domain and every destination, the preflight's verdict,
 asked of that destination's QEMU (one throwaway copy per destination and
 per device configuration, compared with each domain's own guest-ABI
-fingerprint).  A domain goes where it migrates as it is, to the least
+fingerprint; four at a time).  A domain goes where it migrates as it is, to the least
 loaded such destination; else where it migrates with the preflight's
 remedy, checked again with the remedy applied; else it stays, with every
 destination's reason.  --dry-run prints the plan and stops.
@@ -42,6 +42,9 @@ import xml.etree.ElementTree as ET
 from abiguard import abi, preflight
 from abiguard.preflight import Error, Monitor
 
+# fingerprints read and throwaway copies compared at a time, in the plan:
+# QMP reads and paused QEMUs, cheap next to a migration
+PLAN_WORKERS = 4
 # the parts of a domain's XML that do not shape its devices
 NOT_SHAPE = ("name", "uuid", "title", "description", "metadata")
 
@@ -107,14 +110,14 @@ def ask(conn, group, xml):
     return out
 
 
-def ask_all(fleet, domains, xml_of, parallel):
+def ask_all(fleet, domains, xml_of):
     """verdicts[name][uri] for each domain, against every destination,
     each domain as xml_of(domain) configures it."""
     groups = {}
     for d in domains:
         groups.setdefault(shape(xml_of(d)), []).append(d)
     verdicts = {d["name"]: {} for d in domains}
-    with concurrent.futures.ThreadPoolExecutor(parallel) as ex:
+    with concurrent.futures.ThreadPoolExecutor(PLAN_WORKERS) as ex:
         jobs = [ex.submit(ask, conn, group, xml_of(group[0]))
                 for group in groups.values() for conn in fleet.dsts.values()]
         uris = [uri for _ in groups for uri in fleet.dsts]
@@ -133,18 +136,22 @@ def reason(res):
     return "; ".join(first[1:] or first)
 
 
-def plan(fleet, parallel):
+def read_or_error(dom):
+    try:
+        return read_domain(dom)
+    except (Error, RuntimeError, preflight.libvirt.libvirtError) as e:
+        msg = e.get_error_message() if hasattr(e, "get_error_message") \
+            else str(e)
+        return {"domain": dom.name(), "action": "error", "error": msg}
+
+
+def plan(fleet):
     """Where each domain goes and how: a list of dicts, one per domain."""
-    domains, planned = [], []
-    for dom in fleet.doms:
-        try:
-            domains.append(read_domain(dom))
-        except (Error, RuntimeError, preflight.libvirt.libvirtError) as e:
-            msg = e.get_error_message() if hasattr(e, "get_error_message") \
-                else str(e)
-            planned.append({"domain": dom.name(), "action": "error",
-                            "error": msg})
-    verdicts = ask_all(fleet, domains, lambda d: d["xml"], parallel)
+    with concurrent.futures.ThreadPoolExecutor(PLAN_WORKERS) as ex:
+        read = list(ex.map(read_or_error, fleet.doms))
+    domains = [d for d in read if "fingerprint" in d]
+    planned = [d for d in read if "fingerprint" not in d]
+    verdicts = ask_all(fleet, domains, lambda d: d["xml"])
     load = {uri: 0 for uri in fleet.dsts}
     adapt = []
     for d in domains:
@@ -175,7 +182,7 @@ def plan(fleet, parallel):
             d["xml"], verdicts[d["name"]][uri]["changes"], d["live"])
             for d, _ in todo}
         again = ask_all(fleet.only(uri), [d for d, _ in todo],
-                        lambda d: fixed[d["name"]], parallel)
+                        lambda d: fixed[d["name"]])
         for d, entry in todo:
             res = again[d["name"]][uri]
             if res["verdict"] not in ("migrates", "migrates with notes"):
@@ -372,7 +379,7 @@ def add_arguments(ap):
     ap.add_argument("--dry-run", action="store_true",
                     help="print the plan and stop")
     ap.add_argument("--parallel", type=int, default=1, metavar="N",
-                    help="migrations (and verdicts) at a time (default 1)")
+                    help="migrations at a time (default 1)")
     ap.add_argument("--unsafe", action="store_true",
                     help="as virsh migrate --unsafe: for hosts that share "
                     "storage libvirt cannot tell is shared (make fleet's)")
@@ -396,7 +403,7 @@ def run(args, ap):
     t0 = time.monotonic()
     try:
         fleet = Fleet(lv, args)
-        planned = plan(fleet, args.parallel)
+        planned = plan(fleet)
     except (lv.libvirtError, Error, RuntimeError) as e:
         msg = e.get_error_message() if isinstance(e, lv.libvirtError) \
             else str(e)

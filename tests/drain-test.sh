@@ -218,6 +218,21 @@ r = json.load(open(sys.argv[1]))["domains"] + json.load(open(sys.argv[2]))["doma
 sys.exit(not all(d["fingerprint"] == "same" for d in r if d["result"] == "moved"))' "$work/int.json" "$work/next.json"
 tap_ok $? "every migration of the next upgrade: the fingerprint check ran and found the same devices"
 
+# a second SIGINT cancels the running migration: d06 (the guest writing
+# its disk) back to the 10.0.2 host, slowed to 1 MiB/s
+virsh -q -c "${uri[v10.2]}" migrate-setspeed d06 1
+PYTHONPATH="$top/tools" /usr/bin/python3 -m abiguard drain --unsafe \
+  --from "${uri[v10.2]}" --to "${uri[v10.0]}" d06 --json > "$work/cancel.json" 2> "$work/cancel.err" &
+pid=$!
+for _ in $(seq 300); do grep -q "d06: migrating" "$work/cancel.err" && break; sleep 0.1; done
+kill -INT $pid; sleep 0.5; kill -INT $pid
+wait $pid
+rc=$?
+[ $rc = 1 ] && [ "$(field "$work/cancel.json" d06 result)" = cancelled ] &&
+  grep -q "cancelling the migration of d06" "$work/cancel.err" && [ "$(running_on d06)" = "v10.2 " ]
+tap_ok $? "two SIGINTs during d06's migration: cancelled, said so, d06 runs on the 10.2.2 host only (exit status $rc)" ||
+  sed 's/^/#   /' "$work/cancel.err"
+
 # the real guests: their writes went on, their disks hold them
 for g in d03 d06; do
   n0=$(io $g)

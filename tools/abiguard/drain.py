@@ -293,6 +293,7 @@ class Drain:
         todo = list(steps)
         with concurrent.futures.ThreadPoolExecutor(self.parallel) as ex:
             jobs, last = {}, 0
+            said_stop, cancelled = False, {}
             while todo or jobs:
                 while todo and len(jobs) < self.parallel and \
                         not self.stopping:
@@ -309,10 +310,17 @@ class Drain:
                     results.append(res)
                     if res["result"] == "changed":
                         self.stopping = True
-                if self.cancelling:
+                if self.stopping and not said_stop:
+                    said_stop = True
+                    sys.stderr.write("abiguard drain: stopping: no new "
+                                     "migration; %d not started\n"
+                                     % len(todo))
+                if self.cancelling and not cancelled:
                     with self.lock:
-                        running = list(self.running.values())
-                    for dom in running:
+                        cancelled = dict(self.running)
+                    for name, dom in sorted(cancelled.items()):
+                        sys.stderr.write("abiguard drain: cancelling the "
+                                         "migration of %s\n" % name)
                         try:
                             dom.abortJob()
                         except self.fleet.libvirt.libvirtError:

@@ -184,7 +184,7 @@ run_libvirt() {
 }
 count_libvirt() {
   echo "== virsh migrate: old host (Debian 12: QEMU 7.2, libvirt 9.0), new hosts (patched, libvirt 11.3)"
-  count_tap "preflight: 10 domains, then virsh migrate" "$logs/preflight.log" "$(cat "$logs/preflight.rc")"
+  count_tap "preflight: 10 domains, the drain's plan, then virsh migrate" "$logs/preflight.log" "$(cat "$logs/preflight.rc")"
   count_tap "libvirt" "$logs/libvirt.log" "$(cat "$logs/libvirt.rc")"
 }
 

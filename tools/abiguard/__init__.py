@@ -2,4 +2,4 @@
 that run different releases: does each VM keep the devices its guest
 enumerated, and what makes it so where it does not."""
 
-__version__ = "1.0.0"
+__version__ = "1.1.0"

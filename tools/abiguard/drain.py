@@ -103,10 +103,9 @@ def ask(conn, group, xml):
                 out[d["name"]] = preflight.result(
                     d["name"], copy.compare(d["fingerprint"]), d["live"])
     except (Error, RuntimeError, OSError, preflight.libvirt.libvirtError) as e:
-        msg = e.get_error_message() if hasattr(e, "get_error_message") \
-            else str(e)
         for d in group:
-            out.setdefault(d["name"], {"verdict": "error", "error": msg})
+            out.setdefault(d["name"], {"verdict": "error",
+                                       "error": preflight.message(e)})
     return out
 
 
@@ -140,9 +139,8 @@ def read_or_error(dom):
     try:
         return read_domain(dom)
     except (Error, RuntimeError, preflight.libvirt.libvirtError) as e:
-        msg = e.get_error_message() if hasattr(e, "get_error_message") \
-            else str(e)
-        return {"domain": dom.name(), "action": "error", "error": msg}
+        return {"domain": dom.name(), "action": "error",
+                "error": preflight.message(e)}
 
 
 def plan(fleet):
@@ -193,7 +191,7 @@ def plan(fleet):
             entry.update(step(d, uri, res, "adapted"))
             entry["changes"] = verdicts[d["name"]][uri]["changes"]
             entry["xml"] = fixed[d["name"]]
-    return planned
+    return sorted(planned, key=lambda p: p["domain"])
 
 
 def step(d, uri, res, how):
@@ -225,6 +223,13 @@ class Drain:
 
     def move(self, p):
         """Migrate one domain, then prove its fingerprint; the result."""
+        try:
+            return self.migrate(p)
+        except (Error, RuntimeError, self.fleet.libvirt.libvirtError) as e:
+            return {"domain": p["domain"], "to": p["to"], "how": p["how"],
+                    "result": "failed", "error": preflight.message(e)}
+
+    def migrate(self, p):
         lv = self.fleet.libvirt
         dom = self.fleet.src.lookupByName(p["domain"])
         out = {"domain": p["domain"], "to": p["to"], "how": p["how"],
@@ -247,7 +252,7 @@ class Drain:
         except lv.libvirtError as e:
             out["seconds"] = round(time.monotonic() - t0, 1)
             out["result"] = "cancelled" if self.cancelling else "failed"
-            out["error"] = e.get_error_message()
+            out["error"] = preflight.message(e)
             return out
         finally:
             with self.lock:
@@ -281,10 +286,12 @@ class Drain:
                 stats = dom.jobStats(0)
             except self.fleet.libvirt.libvirtError:
                 continue
-            lines.append("%s: %s, %d of %d MiB" % (
-                name, "migrating" if stats.get("type") else "starting",
-                stats.get("memory_processed", 0) >> 20,
-                stats.get("memory_total", 0) >> 20))
+            total = stats.get("memory_total", 0)
+            lines.append("%s: migrating, %s" % (
+                name, "RAM %d MiB sent, %d of %d MiB left" % (
+                    stats.get("memory_processed", 0) >> 20,
+                    stats.get("memory_remaining", 0) >> 20, total >> 20)
+                if total else "the destination starts"))
         if lines:
             sys.stderr.write("abiguard drain: " + "; ".join(lines) + "\n")
 
@@ -413,9 +420,7 @@ def run(args, ap):
         fleet = Fleet(lv, args)
         planned = plan(fleet)
     except (lv.libvirtError, Error, RuntimeError) as e:
-        msg = e.get_error_message() if isinstance(e, lv.libvirtError) \
-            else str(e)
-        sys.stderr.write("abiguard drain: %s\n" % msg)
+        sys.stderr.write("abiguard drain: %s\n" % preflight.message(e))
         return 2
     plan_s = round(time.monotonic() - t0, 2)
     names = {uri: "dst%d" % (i + 1) for i, uri in enumerate(args.to)}

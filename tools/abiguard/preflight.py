@@ -60,6 +60,13 @@ class Monitor:
         return rsp["return"]
 
 
+def message(e):
+    """An exception's one-line reason, libvirt's own for libvirt's."""
+    if libvirt and isinstance(e, libvirt.libvirtError):
+        return e.get_error_message()
+    return str(e)
+
+
 def silence_libvirt():
     # errors come back as exceptions; libvirt need not print them too
     libvirt.registerErrorHandler(lambda *args: None, None)
@@ -395,7 +402,7 @@ def run(args, ap):
         doms = src_conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE) \
             if args.all else [src_conn.lookupByName(d) for d in args.domains]
     except libvirt.libvirtError as e:
-        sys.stderr.write("abiguard preflight: %s\n" % e.get_error_message())
+        sys.stderr.write("abiguard preflight: %s\n" % message(e))
         return 2
     results, status = [], 0
     for dom in sorted(doms, key=lambda d: d.name()):
@@ -406,8 +413,7 @@ def run(args, ap):
         try:
             res = check(dst_conn, dom, args.xml)
         except (Error, RuntimeError, libvirt.libvirtError, OSError) as e:
-            msg = e.get_error_message() if isinstance(
-                e, libvirt.libvirtError) else str(e)
+            msg = message(e)
             res = {"domain": dom.name(), "verdict": "error", "error": msg}
             if not args.json:
                 print("%s: error: %s" % (dom.name(), msg))

@@ -123,7 +123,7 @@ def ask_all(fleet, domains, xml_of):
         for uri, job in zip(uris, jobs):
             for name, res in job.result().items():
                 verdicts[name][uri] = res
-    return verdicts
+    return verdicts, len(jobs)
 
 
 def reason(res):
@@ -144,12 +144,16 @@ def read_or_error(dom):
 
 
 def plan(fleet):
-    """Where each domain goes and how: a list of dicts, one per domain."""
+    """Where each domain goes and how: a list of dicts, one per domain,
+    and where the time went."""
+    t0 = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(PLAN_WORKERS) as ex:
         read = list(ex.map(read_or_error, fleet.doms))
     domains = [d for d in read if "fingerprint" in d]
     planned = [d for d in read if "fingerprint" not in d]
-    verdicts = ask_all(fleet, domains, lambda d: d["xml"])
+    t1 = time.monotonic()
+    verdicts, copies = ask_all(fleet, domains, lambda d: d["xml"])
+    t2 = time.monotonic()
     load = {uri: 0 for uri in fleet.dsts}
     adapt = []
     for d in domains:
@@ -179,8 +183,9 @@ def plan(fleet):
         fixed = {d["name"]: preflight.apply_remedy(
             d["xml"], verdicts[d["name"]][uri]["changes"], d["live"])
             for d, _ in todo}
-        again = ask_all(fleet.only(uri), [d for d, _ in todo],
-                        lambda d: fixed[d["name"]])
+        again, more = ask_all(fleet.only(uri), [d for d, _ in todo],
+                              lambda d: fixed[d["name"]])
+        copies += more
         for d, entry in todo:
             res = again[d["name"]][uri]
             if res["verdict"] not in ("migrates", "migrates with notes"):
@@ -191,7 +196,10 @@ def plan(fleet):
             entry.update(step(d, uri, res, "adapted"))
             entry["changes"] = verdicts[d["name"]][uri]["changes"]
             entry["xml"] = fixed[d["name"]]
-    return sorted(planned, key=lambda p: p["domain"])
+    t3 = time.monotonic()
+    return sorted(planned, key=lambda p: p["domain"]), {
+        "read_seconds": round(t1 - t0, 2), "ask_seconds": round(t2 - t1, 2),
+        "remedy_seconds": round(t3 - t2, 2), "copies": copies}
 
 
 def step(d, uri, res, how):
@@ -418,7 +426,7 @@ def run(args, ap):
     t0 = time.monotonic()
     try:
         fleet = Fleet(lv, args)
-        planned = plan(fleet)
+        planned, timing = plan(fleet)
     except (lv.libvirtError, Error, RuntimeError) as e:
         sys.stderr.write("abiguard drain: %s\n" % preflight.message(e))
         return 2
@@ -429,7 +437,8 @@ def run(args, ap):
     if args.dry_run:
         if args.json:
             print(json.dumps({"plan": planned, "plan_seconds": plan_s,
-                              "destinations": names}, indent=2))
+                              "plan_timing": timing, "destinations": names},
+                             indent=2))
         else:
             show_plan(planned, names)
             print("plan: %d to move, %d to stay, in %.1f s; destinations: %s"
@@ -447,7 +456,7 @@ def run(args, ap):
                  "reasons": p.get("reasons"), "remedies": p.get("remedies"),
                  "error": p.get("error")} for p in stays]
     entries.sort(key=lambda e: e["domain"])
-    total = {"plan_seconds": plan_s,
+    total = {"plan_seconds": plan_s, "plan_timing": timing,
              "move_seconds": round(time.monotonic() - t1, 2)}
     if args.json:
         print(json.dumps({"domains": entries, "destinations": names,

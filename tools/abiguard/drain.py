@@ -348,8 +348,9 @@ class Drain:
         return results
 
 
-def summary(entry):
-    """What the report says of one domain after where it went."""
+def summary(entry, names):
+    """What the report says of one domain after where it went: a line,
+    then more lines for the reasons it stayed."""
     if entry["result"] in ("moved", "changed"):
         how = entry["how"]
         if entry.get("changes"):
@@ -361,8 +362,9 @@ def summary(entry):
         return how + ("" if entry["result"] == "moved" else
                       "; FINGERPRINT CHANGED: " + entry["error"])
     if entry["result"] == "stayed":
-        return "; ".join("%s: %s" % (uri, r)
-                         for uri, r in entry["reasons"].items())
+        return "no destination takes it\n" + "\n".join(
+            "    %s: %s" % (names[uri], r)
+            for uri, r in entry["reasons"].items())
     return entry.get("error", "")
 
 
@@ -374,7 +376,7 @@ def report(entries, names):
         print("%-20s %-12s %-10s %8s %9s  %s" % (
             e["domain"], e["result"], names.get(e.get("to"), "-"),
             e.get("seconds", "-"), "-" if down is None else down,
-            summary(e)))
+            summary(e, names)))
 
 
 def show_plan(planned, names):

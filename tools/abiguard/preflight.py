@@ -170,11 +170,10 @@ LIBVIRT_ATTRS = {
 def remedy_changes(devices, domain_xml):
     """The domain XML changes that set each device's remedy properties,
     as dicts of alias, element, attribute and value: the element is the
-    device's
-    own tag, or tag/child, where libvirt has an attribute for the property,
-    and None for the rest, which a qemu:override sets (the attribute is
-    then the property).  libvirt names a device by its alias, the qdev id
-    in QEMU's report."""
+    device's own tag, or tag/child, where libvirt has an attribute for the
+    property, and None for the rest, which a qemu:override sets (the
+    attribute is then the property).  libvirt names a device by its
+    alias, the qdev id in QEMU's report."""
     aliases = {a.get("name"): dev for dev in ET.fromstring(domain_xml).find(
                "devices") for a in dev.iter("alias")}
     changes = []
@@ -246,10 +245,9 @@ def apply_remedy(xml, changes, live_xml):
     for c in changes:
         alias, element, attr, value = (c["alias"], c["element"],
                                        c["attribute"], c["value"])
-        dev = devices[alias]
         if element:
             child = element.partition("/")[2]
-            node = dev
+            node = dev = devices[alias]
             if child:
                 node = dev.find(child)
                 if node is None:

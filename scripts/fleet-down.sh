@@ -5,8 +5,9 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
 FLEET=$BUILD/fleet
+# SIGKILL, as hosts_down in tests/libvirt-hosts.sh does, and for its reason
 for h in old v10.0 v10.2; do
-  [ -f "$FLEET/$h/pid" ] && kill "$(cat "$FLEET/$h/pid")" 2>/dev/null
+  [ -f "$FLEET/$h/pid" ] && kill -KILL "$(cat "$FLEET/$h/pid")" 2>/dev/null
 done
 sleep 0.5
 for ns in abg-fleet abg-fleet-old abg-fleet-v10.0 abg-fleet-v10.2; do

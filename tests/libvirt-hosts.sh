@@ -13,8 +13,10 @@ tag=$$
 ns_old=abg-lv-old-$tag ns_new=abg-lv-new-$tag
 
 hosts_down() {
+  # SIGKILL: unshare --fork ignores SIGTERM while it waits, and only its
+  # death takes the host's PID namespace, libvirtd and QEMUs with it
   for h in old new new2; do
-    [ -f "$tmp/$h/pid" ] && kill "$(cat "$tmp/$h/pid")" 2>/dev/null
+    [ -f "$tmp/$h/pid" ] && kill -KILL "$(cat "$tmp/$h/pid")" 2>/dev/null
   done
   sleep 0.5
   ip netns del "$ns_old" 2>/dev/null; ip netns del "$ns_new" 2>/dev/null

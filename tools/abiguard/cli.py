@@ -12,17 +12,12 @@ def main(argv=None):
     ap.add_argument("--version", action="version",
                     version="abiguard " + abiguard.__version__)
     sub = ap.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    p = sub.add_parser(
-        "preflight", help=preflight.__doc__.split("\n")[0],
-        description=preflight.__doc__.split("\n\n", 2)[2],
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    preflight.add_arguments(p)
-    p.set_defaults(run=lambda args: preflight.run(args, p))
-    d = sub.add_parser(
-        "drain", help=drain.__doc__.split("\n")[0],
-        description=drain.__doc__.split("\n\n", 2)[2],
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    drain.add_arguments(d)
-    d.set_defaults(run=lambda args: drain.run(args, d))
+    for name, command in (("preflight", preflight), ("drain", drain)):
+        p = sub.add_parser(
+            name, help=command.__doc__.split("\n")[0],
+            description=command.__doc__.split("\n\n", 2)[2],
+            formatter_class=argparse.RawDescriptionHelpFormatter)
+        command.add_arguments(p)
+        p.set_defaults(run=lambda args, c=command, p=p: c.run(args, p))
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
     return args.run(args)

@@ -408,10 +408,7 @@ def add_arguments(ap):
     ap.add_argument("--unsafe", action="store_true",
                     help="as virsh migrate --unsafe: for hosts that share "
                     "storage libvirt cannot tell is shared (make fleet's)")
-    ap.add_argument("--json", action="store_true", help="one JSON document")
-    ap.add_argument("--all", action="store_true",
-                    help="every running domain of the source host")
-    ap.add_argument("domains", nargs="*", metavar="DOMAIN")
+    preflight.add_domain_arguments(ap)
 
 
 def run(args, ap):

@@ -376,6 +376,12 @@ def add_arguments(ap):
     ap.add_argument("--xml", metavar="FILE",
                     help="the destination XML, as virsh migrate --xml takes "
                     "it (one domain only)")
+    add_domain_arguments(ap)
+
+
+def add_domain_arguments(ap):
+    """What the preflight and the drain both take: the domains, and how
+    to print."""
     ap.add_argument("--json", action="store_true", help="one JSON document")
     ap.add_argument("--all", action="store_true",
                     help="every running domain of the source host")

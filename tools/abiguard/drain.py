@@ -412,13 +412,9 @@ def add_arguments(ap):
 
 
 def run(args, ap):
-    lv = preflight.libvirt
-    if lv is None:
-        sys.stderr.write("abiguard drain: the libvirt Python bindings are "
-                         "missing: install python3-libvirt\n")
+    if not preflight.can_run(args, ap):
         return 2
-    if bool(args.domains) == args.all:
-        ap.error("name domains or give --all, not both")
+    lv = preflight.libvirt
     if args.parallel < 1:
         ap.error("--parallel needs a number of at least 1")
     preflight.silence_libvirt()

@@ -388,14 +388,22 @@ def add_domain_arguments(ap):
     ap.add_argument("domains", nargs="*", metavar="DOMAIN")
 
 
-def run(args, ap):
-    """The preflight of args; returns the exit status."""
+def can_run(args, ap):
+    """The checks the preflight and the drain share: the libvirt bindings
+    (False, said, if missing) and the domains named."""
     if libvirt is None:
-        sys.stderr.write("abiguard preflight: the libvirt Python bindings are "
-                         "missing: install python3-libvirt\n")
-        return 2
+        sys.stderr.write("%s: the libvirt Python bindings are missing: "
+                         "install python3-libvirt\n" % ap.prog)
+        return False
     if bool(args.domains) == args.all:
         ap.error("name domains or give --all, not both")
+    return True
+
+
+def run(args, ap):
+    """The preflight of args; returns the exit status."""
+    if not can_run(args, ap):
+        return 2
     if args.xml and len(args.domains) != 1:
         ap.error("--xml needs exactly one domain")
     signal.signal(signal.SIGTERM, lambda *a: sys.exit(2))

@@ -79,7 +79,14 @@ def read(text, rc=0):
     c = Counts()
     plan = None
     ran = 0
+    failed_at = None        # the failure whose "# " lines follow
     for line in text.splitlines():
+        if failed_at is not None and line.startswith("# "):
+            # its first diagnostics, so that a CI log alone tells why
+            if len(c.failures[failed_at]) < 400:
+                c.failures[failed_at] += " | " + line[2:200]
+            continue
+        failed_at = None
         if line.startswith("Bail out!"):
             c.fail(line)
             continue
@@ -112,6 +119,7 @@ def read(text, rc=0):
         else:
             c.fail(name)
             c.cases[m.group(3)] = "fail"
+            failed_at = len(c.failures) - 1
     if plan is None:
         c.fail("no plan: the stream ended early (exit %s)" % rc)
     elif plan != ran:

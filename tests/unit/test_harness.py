@@ -296,7 +296,8 @@ class TapReader(unittest.TestCase):
                      "# a comment\nok 5 /e\n", 1)
         self.assertEqual((c.passed, c.failed, c.skipped, c.xfailed),
                          (2, 1, 1, 1))
-        self.assertEqual(c.failures, ["/d"])
+        # a failure carries its diagnostics, so that a CI log alone says why
+        self.assertEqual(c.failures, ["/d | a comment"])
         self.assertEqual(c.cases, {"/a": "pass", "/b": "skip",
                                    "/c": "xfail", "/d": "fail",
                                    "/e": "pass"})

@@ -8,7 +8,7 @@ include versions
 
 .PHONY: all setup setup-demo setup-fast check-fast fetch peers old-host debian13-hosts tree build wrappers unpatched guest env demo check \
         check-qtest check-golden check-stream check-offered check-libvirt \
-        check-guest check-matrix check-base102 check-releases build-10.2 unpatched-10.2 \
+        check-guest check-offloads check-matrix check-base102 check-releases build-10.2 unpatched-10.2 \
         check-pins check-upstream check-sanitizers deb check-deb deb-host fleet fleet-down check-drain bench-drain fuzz bench bench-preflight goldens export \
         checkpatch bisect-check clean
 
@@ -69,6 +69,7 @@ unpatched: tree peers
 
 guest: setup
 	@$(SCRIPTS)/make-guest.sh
+	@$(SCRIPTS)/make-guest.sh offloads
 
 # Every pin of ./versions against what the registry serves today.
 check-pins: setup-demo
@@ -103,6 +104,9 @@ check-releases: build-10.2 debian13-hosts wrappers guest
 	@$(SCRIPTS)/check.sh releases
 check-libvirt: wrappers guest old-host
 	@$(SCRIPTS)/check.sh libvirt
+# the offloads incident (virtio-net USO) with real guests on taps
+check-offloads: build-10.2 wrappers guest
+	@$(SCRIPTS)/check.sh offloads
 
 # Debian packages (docs/packages.md): the 10.2 base's QEMU built with
 # Debian's own packaging and the series in debian/patches/abiguard/, and

@@ -31,11 +31,15 @@ check "$PEER_10_0_2_SUITE" qemu-system-common "$PEER_10_0_2_ARCH_VERSION"
 check "$PEER_10_0_2_SUITE" qemu-system-data "$PEER_10_0_2_DATA_VERSION"
 check "$PEER_DEBIAN13_SUITE" qemu-system-x86 "$PEER_DEBIAN13_VERSION"
 check "$PEER_DEBIAN13_BACKPORTS_SUITE" qemu-system-x86 "$PEER_DEBIAN13_BACKPORTS_VERSION"
-# the kernel's substitute may be another package (another ABI)
-abi='' kernel=''
-read -r abi kernel < <(guest_kernel) || true
-if [ -n "$abi" ] && [ "$abi" != "$GUEST_KERNEL_ABI" ]; then kernel="linux-image-$abi $kernel"; fi
-report "$GUEST_KERNEL_SUITE" "linux-image-$GUEST_KERNEL_ABI" "$GUEST_KERNEL_VERSION" "$kernel"
+# a kernel's substitute may be another package (another ABI)
+check_kernel() {
+  local suite=$1 pinned_abi=$2 version=$3 abi='' kernel=''
+  read -r abi kernel < <(guest_kernel "$@") || true
+  if [ -n "$abi" ] && [ "$abi" != "$pinned_abi" ]; then kernel="linux-image-$abi $kernel"; fi
+  report "$suite" "linux-image-$pinned_abi" "$version" "$kernel"
+}
+check_kernel "$GUEST_KERNEL_SUITE" "$GUEST_KERNEL_ABI" "$GUEST_KERNEL_VERSION"
+check_kernel "$OFFLOADS_GUEST_KERNEL_SUITE" "$OFFLOADS_GUEST_KERNEL_ABI" "$OFFLOADS_GUEST_KERNEL_VERSION"
 check "$GUEST_SUITE" busybox-static "$GUEST_BUSYBOX_VERSION"
 check "$GUEST_SUITE" util-linux "$GUEST_UTIL_LINUX_VERSION"
 check "$GUEST_SUITE" libblkid1 "$GUEST_UTIL_LINUX_VERSION"

@@ -10,7 +10,7 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
-ALL_PARTS="qtest golden stream offered libvirt guest matrix base102"
+ALL_PARTS="qtest golden stream offered libvirt guest offloads matrix base102"
 # Too long for make check's budget: make check-releases.
 LONG_PARTS="releases"
 parts=${*:-$ALL_PARTS}
@@ -202,6 +202,19 @@ part_guest() {
   run_tap "guest migration" "$logs/guest.log" \
     "$TOP/tests/guest-migrate-test.py" "$bin/qemu-stock-7.2" "$bin/qemu-patched" "$BUILD/guest" \
     "$bin/qemu-patched-10.2"
+}
+
+# offloads: the second incident (virtio-net USO) with real guests, Debian's
+# 6.1 and 6.12 kernels, on taps: stock and patched 10.0, patched 10.2.
+part_offloads() {
+  echo "== the offloads incident: virtio-net USO with real guests on taps"
+  guest_accel "$bin/qemu-patched"
+  run_tap "offloads 10.0" "$logs/offloads-10.0.log" \
+    "$TOP/tests/offloads-test.py" "$BUILD/guest" "$BUILD/guest-offloads" \
+    "$bin/qemu-patched:pc-i440fx-10.0-abiguard1" "$bin/qemu-stock-10.0.2:pc-i440fx-10.0"
+  run_tap "offloads 10.2" "$logs/offloads-10.2.log" \
+    "$TOP/tests/offloads-test.py" "$BUILD/guest" "$BUILD/guest-offloads" \
+    "$bin/qemu-patched-10.2:pc-i440fx-10.2-abiguard1"
 }
 
 # matrix: the layout qtest between Debian's QEMUs and the patched build.

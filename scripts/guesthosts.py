@@ -64,23 +64,27 @@ class Console:
 class Host:
     """A QEMU running the guest, with QMP and a console socket."""
 
-    def __init__(self, name, qemu, machine, workdir, disk, extra, netns):
+    def __init__(self, name, qemu, machine, workdir, disk, extra, netns,
+                 guest=None, mem=256):
+        """@disk (or None) is drive d1; @guest the guest's directory,
+        $GUEST_DIR if None; @mem its RAM in MiB."""
         self.name = name
         self.qmp_path = os.path.join(workdir, name + ".qmp")
         ser = os.path.join(workdir, name + ".ser")
         self.log = open(os.path.join(workdir, name + ".log"), "w")
-        guest = os.environ["GUEST_DIR"]
+        guest = guest or os.environ["GUEST_DIR"]
+        drive = ["-drive", "if=none,id=d1,format=raw,discard=unmap,file="
+                 + disk] if disk else []
         self.proc = guestabi.launch([
             "ip", "netns", "exec", netns,
-            qemu, "-machine", machine, "-accel", ACCEL, "-m", "256",
+            qemu, "-machine", machine, "-accel", ACCEL, "-m", str(mem),
             "-nodefaults", "-display", "none",
             "-kernel", os.path.join(guest, "vmlinuz"),
             "-initrd", os.path.join(guest, "initrd.gz"),
             "-append", "console=ttyS0 quiet",
             "-serial", "unix:%s,server=on,wait=off" % ser,
-            "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path,
-            "-drive", "if=none,id=d1,format=raw,discard=unmap,file=" + disk]
-            + extra, self.log)
+            "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path]
+            + drive + extra, self.log)
         try:
             self.qmp = guestabi.Qmp(self.qmp_path)
             self.console = Console(ser)

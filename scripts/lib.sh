@@ -207,14 +207,14 @@ substituted() {
   grep -qxF "$2 -> $3 ($1)" "$BUILD/pins-substituted" 2>/dev/null ||
     echo "$2 -> $3 ($1)" >> "$BUILD/pins-substituted"
 }
-# guest_kernel: "ABI VERSION" of the guest kernel by the rule in ./versions:
-# the pinned package's own revisions while its suite serves it; else the
-# ABI of the suite's newest linux-image-amd64 of the same series (6.1).
+# guest_kernel SUITE ABI VERSION: "ABI VERSION" of a guest kernel by the
+# rule in ./versions: the pinned package's own revisions while SUITE serves
+# it; else the ABI of SUITE's newest linux-image-amd64 of the same series.
 guest_kernel() {
-  local abi=$GUEST_KERNEL_ABI series=${GUEST_KERNEL_VERSION%.*} meta got
-  got=$(served_versions "$GUEST_KERNEL_SUITE" "linux-image-$abi" | substitute "$GUEST_KERNEL_VERSION")
+  local suite=$1 abi=$2 version=$3 series=${3%.*} meta got
+  got=$(served_versions "$suite" "linux-image-$abi" | substitute "$version")
   if [ -n "$got" ]; then echo "$abi $got"; return 0; fi
-  meta=$(served_versions "$GUEST_KERNEL_SUITE" linux-image-amd64 | grep -F "$series." | newest)
+  meta=$(served_versions "$suite" linux-image-amd64 | grep -F "$series." | newest)
   [ -n "$meta" ] || return 1
   apt-cache show "linux-image-amd64=$meta" |
     sed -n 's/^Depends: linux-image-\([^ ]*\) (= \([^)]*\)).*/\1 \2/p' | head -n 1 | grep .

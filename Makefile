@@ -6,7 +6,7 @@ SCRIPTS := $(CURDIR)/scripts
 export BUILD
 include versions
 
-.PHONY: all setup setup-demo setup-fast check-fast fetch peers old-host debian13-hosts tree build wrappers unpatched guest env demo check \
+.PHONY: all setup setup-demo setup-fast check-fast fetch peers old-host debian13-hosts tree build wrappers unpatched guest env demo demo-offloads check \
         check-qtest check-golden check-stream check-offered check-libvirt \
         check-guest check-offloads check-matrix check-base102 check-releases build-10.2 unpatched-10.2 \
         check-pins check-upstream check-sanitizers deb check-deb deb-host fleet fleet-down check-drain bench-drain fuzz bench bench-preflight goldens export \
@@ -84,6 +84,11 @@ demo: tree peers
 	@$(SCRIPTS)/build-qemu.sh --only qemu-system-x86_64
 	@$(SCRIPTS)/make-wrappers.sh
 	@$(SCRIPTS)/demo.py
+# the second incident (virtio-net USO) with a real guest: stock, then patched
+demo-offloads: tree peers guest
+	@$(SCRIPTS)/build-qemu.sh --only qemu-system-x86_64
+	@$(SCRIPTS)/make-wrappers.sh
+	@$(SCRIPTS)/demo-offloads.py
 
 # make check runs all its parts (scripts/check.sh says what each covers,
 # and their order); make check-PART runs one.

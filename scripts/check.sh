@@ -178,6 +178,9 @@ run_libvirt() {
   timeout 300 "$TOP/tests/preflight-test.sh" "$BUILD/old-host" "$bin/qemu-patched" \
     > "$logs/preflight.log" 2>&1
   echo $? > "$logs/preflight.rc"
+  timeout 300 "$TOP/tests/preflight-offloads-test.sh" "$BUILD/old-host" "$bin/qemu-patched" \
+    "$bin/qemu-stock-10.0.2" "$BUILD/guest-offloads" > "$logs/preflight-offloads.log" 2>&1
+  echo $? > "$logs/preflight-offloads.rc"
   timeout 900 "$TOP/tests/libvirt-migrate-test.sh" "$BUILD/old-host" "$bin/qemu-patched" \
     "$BUILD/guest" > "$logs/libvirt.log" 2>&1
   echo $? > "$logs/libvirt.rc"
@@ -185,6 +188,7 @@ run_libvirt() {
 count_libvirt() {
   echo "== virsh migrate: old host (Debian 12: QEMU 7.2, libvirt 9.0), new hosts (patched, libvirt 11.3)"
   count_tap "preflight: 10 domains, the drain's plan, then virsh migrate" "$logs/preflight.log" "$(cat "$logs/preflight.rc")"
+  count_tap "preflight and drain: guests with USO" "$logs/preflight-offloads.log" "$(cat "$logs/preflight-offloads.rc")"
   count_tap "libvirt" "$logs/libvirt.log" "$(cat "$logs/libvirt.rc")"
 }
 

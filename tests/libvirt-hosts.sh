@@ -79,9 +79,10 @@ hosts_up() { # old-host-root [new-host-root]
     { echo "Bail out! cannot create network namespaces"; exit 1; }
   getent passwd libvirt-qemu >/dev/null ||
     adduser --system --group --no-create-home libvirt-qemu >/dev/null 2>&1
-  start_daemon old "$ns_old" 6f0c2a4e-0a0b-4c1d-9e2f-000000000001 "$1"
-  start_daemon new "$ns_new" 6f0c2a4e-0a0b-4c1d-9e2f-000000000002 "${2:-}"
-  start_daemon new2 "$ns_old" 6f0c2a4e-0a0b-4c1d-9e2f-000000000003
+  # each host gives sources its own namespace's address to migrate to
+  MIGRATION_HOST=10.231.1.1 start_daemon old "$ns_old" 6f0c2a4e-0a0b-4c1d-9e2f-000000000001 "$1"
+  MIGRATION_HOST=10.231.1.2 start_daemon new "$ns_new" 6f0c2a4e-0a0b-4c1d-9e2f-000000000002 "${2:-}"
+  MIGRATION_HOST=10.231.1.1 start_daemon new2 "$ns_old" 6f0c2a4e-0a0b-4c1d-9e2f-000000000003
   for h in old new; do
     echo "# $h host: $(virsh -c "$(uri $h)" version --daemon 2>/dev/null | grep -E 'daemon|hypervisor' | tr -s ' \n' ' ')"
   done

@@ -88,11 +88,10 @@ hosts_up() { # old-host-root [new-host-root]
   done
 }
 
-# guest_domain NAME MACHINE EMULATOR CONSOLE-FILE [PROPERTY...]: the XML
-# of a domain running the test guest ($guest) with a virtio disk
-# $tmp/NAME.raw (alias ua-disk1), each PROPERTY set false on it by a
-# qemu:override; its UUID from the digits of NAME.
-guest_domain() {
+# guest_devices NAME MACHINE EMULATOR CONSOLE-FILE DEVICES: the XML of a
+# domain running the test guest ($guest) with the XML DEVICES, up to its
+# devices' end; its UUID from the digits of NAME.
+guest_devices() {
   cat <<XML
 <domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
   <name>$1</name>
@@ -108,16 +107,23 @@ guest_domain() {
   <features><acpi/></features>
   <devices>
     <emulator>$3</emulator>
-    <disk type='file' device='disk'>
-      <driver name='qemu' type='raw'/>
-      <source file='$tmp/$1.raw'/>
-      <target dev='vda' bus='virtio'/>
-      <alias name='ua-disk1'/>
-    </disk>
+    $5
     <serial type='file'><source path='$4'/></serial>  <!-- "GUEST READY", then an idle shell -->
     <memballoon model='none'/>
   </devices>
 XML
+}
+
+# guest_domain NAME MACHINE EMULATOR CONSOLE-FILE [PROPERTY...]: such a
+# domain with a virtio disk $tmp/NAME.raw (alias ua-disk1), each PROPERTY
+# set false on it by a qemu:override.
+guest_domain() {
+  guest_devices "$1" "$2" "$3" "$4" "<disk type='file' device='disk'>
+      <driver name='qemu' type='raw'/>
+      <source file='$tmp/$1.raw'/>
+      <target dev='vda' bus='virtio'/>
+      <alias name='ua-disk1'/>
+    </disk>"
   if [ $# -gt 4 ]; then
     echo "  <qemu:override><qemu:device alias='ua-disk1'><qemu:frontend>"
     for p in "${@:5}"; do

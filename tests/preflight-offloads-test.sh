@@ -29,29 +29,12 @@ for f in qemu qemu-stock; do emulator new2 $f "$new_qemu" "$uso_off"; done
 hosts_up "$old_root"
 
 domain() { # name machine flavour mac
-  cat <<XML
-<domain type='qemu'>
-  <name>$1</name>
-  <memory unit='MiB'>256</memory>
-  <vcpu>1</vcpu>
-  <os>
-    <type arch='x86_64' machine='$2'>hvm</type>
-    <kernel>$guest/vmlinuz</kernel>
-    <initrd>$guest/initrd.gz</initrd>
-    <cmdline>console=ttyS0 quiet</cmdline>
-  </os>
-  <devices>
-    <emulator>$tmp/bin/$3</emulator>
-    <interface type='ethernet'>
+  guest_devices "$1" "$2" "$tmp/bin/$3" "$tmp/$1.console" "<interface type='ethernet'>
       <mac address='$4'/>
       <model type='virtio'/>
       <alias name='ua-net0'/>
-    </interface>
-    <serial type='file'><source path='$tmp/$1.console'/></serial>
-    <memballoon model='none'/>
-  </devices>
-</domain>
-XML
+    </interface>"
+  echo "</domain>"
 }
 
 domain abg-u01 pc-i440fx-10.0-abiguard1 qemu 52:54:00:12:34:01 > "$tmp/abg-u01.xml"

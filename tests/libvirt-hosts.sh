@@ -66,6 +66,7 @@ CONF
     if [ -n '$root' ]; then chroot $root libvirtd -p /run/libvirt/libvirtd.pid & else libvirtd -p /run/libvirt/libvirtd.pid & fi
     wait" > "$d/libvirtd.log" 2>&1 &
   echo $! > "$d/pid"
+  disown "$!"     # killed by hosts_down: not a job for the shell to report
   for _ in $(seq 100); do [ -S "$d/run/libvirt-sock" ] && return 0; sleep 0.1; done
   echo "Bail out! libvirtd for the $1 host did not start: $(tail -n 3 "$d/libvirtd.log")"; exit 1
 }

@@ -17,7 +17,8 @@ import re
 import sys
 import tempfile
 
-from offloadhosts import USO, USO_OFF, Network, Scenario, negotiated
+from offloadhosts import (USO, USO_OFF, Network, Scenario, negotiated,
+                          traffic_goes_on)
 
 BUILD = os.environ["BUILD"]
 GUEST = os.path.join(BUILD, "guest-offloads")
@@ -62,19 +63,15 @@ def attempt(s, dev):
 
 
 def goes_on(s, host):
-    before = s.peer.status()
-    after = s.peer.wait_more(before)
-    ok = (after["tcp"] > before["tcp"] and after["udp"] > before["udp"]
-          and not after["errors"]
-          and host.qmp.cmd("query-status")["status"] == "running")
-    say("   the VM on the %s: %s; traffic %d -> %d TCP records, %d -> %d "
-        "datagrams%s" % ("source" if host is s.src else "destination",
-                         host.qmp.cmd("query-status")["status"],
-                         before["tcp"], after["tcp"], before["udp"],
-                         after["udp"],
-                         "; errors: %s" % after["errors"] if after["errors"]
-                         else ", intact"))
-    return ok
+    """Whether the VM runs on @host and its traffic goes on, said."""
+    failures = []
+    before, after = traffic_goes_on(host, s.peer, failures)
+    say("   the VM on the %s: traffic %d -> %d TCP records, %d -> %d "
+        "datagrams; %s" % ("source" if host is s.src else "destination",
+                           before["tcp"], after["tcp"], before["udp"],
+                           after["udp"], "; ".join(failures) or
+                           "running, intact"))
+    return not failures
 
 
 def main():

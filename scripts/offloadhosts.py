@@ -165,7 +165,8 @@ def migrate(src, dst):
 
 
 def traffic_goes_on(host, peer, failures):
-    """@host runs and the guest's traffic reaches the peer, intact."""
+    """@host runs and the guest's traffic reaches the peer, intact; the
+    peer's status before and after."""
     status = host.qmp.cmd("query-status")["status"]
     if status != "running":
         failures.append("the %s host is %s, not running" % (host.name,
@@ -176,7 +177,7 @@ def traffic_goes_on(host, peer, failures):
         failures.append("the guest's traffic stopped on the %s host: %r "
                         "then %r" % (host.name, before, after))
     failures.extend(after["errors"])
-    return after
+    return before, after
 
 
 class Scenario:

@@ -10,7 +10,7 @@ include versions
         check-qtest check-golden check-stream check-offered check-libvirt \
         check-guest check-offloads check-matrix check-base102 check-releases build-10.2 unpatched-10.2 \
         check-pins check-upstream check-sanitizers deb check-deb deb-host fleet fleet-down check-drain bench-drain fuzz bench bench-preflight goldens export \
-        checkpatch bisect-check clean
+        checkpatch backport-diff bisect-check clean
 
 all: build wrappers
 
@@ -182,6 +182,10 @@ export:
 checkpatch: tree
 	@$(MAKE) --no-print-directory tree BASE=10.2
 	@$(SCRIPTS)/checkpatch.sh
+
+# The backport beside the development line, patch by patch (-v: the lines).
+backport-diff:
+	@$(SCRIPTS)/backport-diff.sh $(if $(V),-v)
 
 bisect-check: tree
 	@$(SCRIPTS)/bisect-check.sh

@@ -56,9 +56,10 @@ wrappers: build peers
 	@$(SCRIPTS)/make-wrappers.sh
 
 # The second base, QEMU 10.2.2 with patches/10.2/, and without.
-build-10.2:
+# (setup: 10.2's tarball ships no .dtb files, so it needs dtc)
+build-10.2: setup
 	@$(MAKE) --no-print-directory build BASE=10.2
-unpatched-10.2:
+unpatched-10.2: setup
 	@$(MAKE) --no-print-directory unpatched BASE=10.2
 
 # The base's tree with only the build fix, built: upstream's qtests' control,

@@ -262,7 +262,7 @@ def scenario_g(hosts, wd, qemu_src, qemu_new):
         if status != "completed":
             return ["migration %s" % status], ""
         check_running(run.new, failures)
-        check = run.new.qmp.cmd("__invalid.abiguard_query-guest-abi-check")
+        check = run.new.qmp.cmd("x-query-guest-abi-check")
         noted = [d["field"] for dev in check["compatible"]
                  for d in dev["differences"]]
         if check["differences"] or noted != ["virtio host features"]:

@@ -93,7 +93,7 @@ def migrate(src_qemu, dst_qemu, machine, src_devs, dst_devs, workdir):
         dst.qmp.cmd("migrate-incoming", uri=uri, **{"exit-on-error": False})
         src.qmp.cmd("migrate", uri=uri)
         info = dst.qmp.wait_migration(20)
-        return (info["status"], info.get("__invalid.abiguard_accepted-differences", []),
+        return (info["status"], info.get("x-accepted-differences", []),
                 info.get("error-desc", ""))
 
 

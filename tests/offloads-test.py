@@ -98,7 +98,7 @@ def compatible(s, patched, dev, absent, field="virtio host features"):
                                       info.get("error-desc"))], ""
     noted = ""
     if patched:
-        check = s.dst.qmp.cmd("__invalid.abiguard_query-guest-abi-check")
+        check = s.dst.qmp.cmd("x-query-guest-abi-check")
         fields = [(c["device"], d["field"]) for c in check["compatible"]
                   for d in c["differences"]]
         if check["differences"] or fields != [(DEV[:-2], field)]:

@@ -155,7 +155,7 @@ rc=$?
 tap_ok $? "no such domain: one line, exit status 2 (got $rc: $(cat "$tmp/nosuch.out"))"
 preflight --from "$(uri old)" --to "$(uri old)" abg-p01 > "$tmp/stock.out" 2>&1
 rc=$?
-[ $rc = 2 ] && grep -qx "abg-p01: error: the destination's QEMU cannot compare guest ABIs (it lacks __invalid.abiguard_guest-abi-compare): it is not patched" "$tmp/stock.out"
+[ $rc = 2 ] && grep -qx "abg-p01: error: the destination's QEMU cannot compare guest ABIs (it lacks x-guest-abi-compare): it is not patched" "$tmp/stock.out"
 tap_ok $? "a stock destination: said so, exit status 2 (got $rc: $(cat "$tmp/stock.out"))"
 # SIGTERM while a check is under way: once the throwaway copy's QEMU runs
 # on the new host, for one domain and for every domain of the old host.

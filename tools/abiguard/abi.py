@@ -1,6 +1,6 @@
 """The guest ABI of a running QEMU's PCI devices, asked over QMP.
 
-A destination's __invalid.abiguard_guest-abi-compare takes a source's
+A destination's x-guest-abi-compare takes a source's
 fingerprint: x-query-guest-abi where the source QEMU has it, else what
 any stock QEMU >= 7.2 answers over QMP (stock_guest_abi()).  A monitor is
 anything with cmd(execute, **arguments) that returns QMP's "return" and
@@ -66,7 +66,7 @@ def stock_guest_abi(qmp):
     answers over QMP.  It leaves out what only the config space says: the
     revision, the class code's programming interface, the capabilities,
     the MSI-X table of other than virtio devices, and the virtio config
-    length (see __invalid.abiguard_guest-abi-compare)."""
+    length (see x-guest-abi-compare)."""
     proxies = {}                # qdev id, or root-bus devfn, -> QOM path
     for v in qmp.cmd("x-query-virtio"):
         proxy = v["path"].rsplit("/", 1)[0]
@@ -113,7 +113,7 @@ def stock_guest_abi(qmp):
 
 def guest_abi(qmp):
     """The guest-ABI fingerprint a destination's
-    __invalid.abiguard_guest-abi-compare takes: x-query-guest-abi where
+    x-guest-abi-compare takes: x-query-guest-abi where
     the QEMU has it, else what stock QEMU can say."""
     commands = {c["name"] for c in qmp.cmd("query-commands")}
     if "x-query-guest-abi" in commands:

@@ -11,7 +11,7 @@ host's libvirt, from the domain's own migratable XML (or --xml FILE, as
 given to 'virsh migrate --xml', for one domain): renamed, paused, and each
 disk on a sparse scratch volume of the same size in a pool of its own, so
 that nothing of the real VM is opened or locked.  It asks that QEMU's
-__invalid.abiguard_guest-abi-compare, the comparison the migration's early
+x-guest-abi-compare, the comparison the migration's early
 check runs, destroys the copy and its volumes, and prints one line per
 domain: "migrates", "migrates with notes" or "refused", then the report
 and, for a refusal, the remedy as the domain XML change that applies it.
@@ -36,7 +36,7 @@ except ImportError:             # said by run(); --help works without them
 
 from abiguard import abi
 
-COMPARE = "__invalid.abiguard_guest-abi-compare"
+COMPARE = "x-guest-abi-compare"
 STOP = {signal.SIGTERM, signal.SIGINT}
 QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
 ET.register_namespace("qemu", QEMU_NS)

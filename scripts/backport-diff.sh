@@ -18,8 +18,17 @@ esac
 change() { sed -n '/^diff --git /,$p' "$1" | grep -E '^(diff --git|[-+])'; }
 subject() { awk '/^Subject: /{s=substr($0,18);f=1;next} f&&/^ /{s=s$0;next} {f=0} END{print s}' "$1"; }
 
-mapfile -t dev < <(ls "$TOP"/patches/10.2/[0-9][0-9][0-9][0-9]-*.patch | grep -v '/0000-')
-mapfile -t back < <(ls "$TOP"/patches/10.0/[0-9][0-9][0-9][0-9]-*.patch | grep -v '/0000-')
+# series ARRAY BASE: the patch files of patches/BASE/, cover letter aside
+series() {
+  local -n list=$1
+  local f
+  list=()
+  for f in "$TOP"/patches/"$2"/[0-9][0-9][0-9][0-9]-*.patch; do
+    [[ $f == */0000-* ]] || list+=("$f")
+  done
+}
+series dev 10.2
+series back 10.0
 [ ${#dev[@]} = ${#back[@]} ] ||
   die "10.2 has ${#dev[@]} patches and 10.0 has ${#back[@]}: the backport must carry each patch"
 

@@ -8,7 +8,7 @@ include versions
 
 .PHONY: all setup setup-demo setup-fast check-fast fetch peers old-host debian13-hosts tree build wrappers unpatched guest env demo demo-offloads check \
         check-qtest check-golden check-stream check-offered check-libvirt \
-        check-guest check-offloads check-matrix check-base102 check-releases build-10.2 unpatched-10.2 \
+        check-guest check-offloads check-matrix check-base102 check-crossversion check-crossversion-all check-releases build-10.2 unpatched-10.2 \
         check-pins check-upstream check-sanitizers deb check-deb deb-host fleet fleet-down check-drain bench-drain fuzz bench bench-preflight goldens export \
         checkpatch backport-diff bisect-check clean
 
@@ -105,6 +105,12 @@ check-base102: build-10.2 debian13-hosts wrappers guest
 	@$(SCRIPTS)/check.sh base102
 check-guest: build-10.2 wrappers guest
 	@$(SCRIPTS)/check.sh guest
+# upstream's migration-test between each base and Debian's QEMUs
+check-crossversion: build-10.2 debian13-hosts wrappers
+	@$(SCRIPTS)/check.sh crossversion
+# the same pairs with migration-test's whole quick set: about 10 minutes
+check-crossversion-all: build-10.2 debian13-hosts wrappers
+	@$(SCRIPTS)/check.sh crossversion-all
 # a long run, outside make check: the guest test from every old host to 10.2
 check-releases: build-10.2 debian13-hosts wrappers guest
 	@$(SCRIPTS)/check.sh releases
@@ -141,18 +147,19 @@ bench-drain: wrappers old-host guest deb-host
 
 # Upstream's whole x86_64 qtest suite, patched and unpatched builds side
 # by side (docs/upstream-qtests.md): about 30 minutes once both are built.
-check-upstream: tree peers
+# These three take BASE=10.2 (setup: its tree needs dtc, fuzz clang).
+check-upstream: setup tree peers
 	@$(SCRIPTS)/check-upstream.sh
 
 # The series' qtests on an ASan + UBSan build (docs/fuzzing.md): about
 # 15 minutes the first time.
-check-sanitizers: tree peers
+check-sanitizers: setup tree peers
 	@$(SCRIPTS)/check-sanitizers.sh
 
 # Fuzz the incoming migration stream, FUZZ_SECONDS per target (default 60),
 # on a clang/libFuzzer build with ASan and UBSan (docs/fuzzing.md).
 FUZZ_SECONDS ?= 60
-fuzz: wrappers
+fuzz: setup wrappers
 	@$(SCRIPTS)/fuzz.sh $(FUZZ_SECONDS)
 
 # Regenerate the golden guest-ABI dumps (tests/golden).

@@ -1,19 +1,20 @@
 #!/bin/bash
 # make check-sanitizers: the series' qtests on an ASan + UBSan build of the
-# patched QEMU (build/qemu-asan, the ccache shared): guest-abi-test,
+# patched QEMU of the base (build/qemu-asan, or build/10.2/qemu-asan with
+# BASE=10.2; the ccache shared): guest-abi-test,
 # virtio-layout-migration-test and qos-test's virtio-blk cases.  A failed
 # test or any sanitizer report, from the test or from a QEMU it started,
 # fails.  Ends with "N passed, M failed, K skipped" like make check.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
-out=$BUILD/qemu-asan
+out=$BASE_BUILD/qemu-asan
 tests="$(series_qtests) qos-test"
 QEMU_OUT=$out EXTRA_CONFIGURE_FLAGS="--enable-asan --enable-ubsan" \
   "$TOP/scripts/build-qemu.sh" --only qemu-system-x86_64 qemu-img \
   $(printf 'tests/qtest/%s ' $tests) || exit 1
 
-logs=$BUILD/check-sanitizers
+logs=$BASE_BUILD/check-sanitizers
 mkdir -p "$logs"
 export QTEST_QEMU_BINARY=$out/qemu-system-x86_64 QTEST_QEMU_IMG=$out/qemu-img
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:fast_unwind_on_malloc=0

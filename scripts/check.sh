@@ -2,17 +2,19 @@
 # make check, or a part of it: the in-tree qtests against the patched
 # build, the guest ABI and stream of stock machine types against stock
 # 10.0.2, real guests, libvirt hosts, and the cross-version migration
-# matrix against Debian's real QEMU binaries; and the second base, QEMU
-# 10.2.2 with its series, against the first and Debian's QEMUs.
+# matrix against Debian's real QEMU binaries; the second base, QEMU
+# 10.2.2 with its series, against the first and Debian's QEMUs; and
+# upstream's own migration-test between each base and Debian's QEMUs.
 # Usage: check.sh [PART...]   parts: $ALL_PARTS below, all by default;
 # make check-PART runs one.
 # Ends with "N passed, M failed, K skipped"; exits non-zero on any failure.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
-ALL_PARTS="qtest golden stream offered libvirt guest offloads matrix base102"
-# Too long for make check's budget: make check-releases.
-LONG_PARTS="releases"
+ALL_PARTS="qtest golden stream offered libvirt guest offloads matrix base102 crossversion"
+# Too long for make check's budget: make check-releases and
+# check-crossversion-all.
+LONG_PARTS="releases crossversion-all"
 parts=${*:-$ALL_PARTS}
 for part in $parts; do
   case " $ALL_PARTS $LONG_PARTS " in *" $part "*) ;; *) die "no part '$part' of make check; the parts: $ALL_PARTS $LONG_PARTS" ;; esac
@@ -284,6 +286,46 @@ part_base102() {
   run_tap "10.2 guest migration" "$logs/guest-10.2.log" \
     "$TOP/tests/guest-migrate-test.py" "$bin/qemu-stock-10.0.2" "$bin/qemu-patched-10.2" \
     "$BUILD/guest" "$bin/qemu-patched"
+}
+
+# crossversion: upstream's migration-test in its cross-version mode,
+# between each base's patched build and the peers upstream's framework
+# supports (tests/migration-test-across.py): in make check a precopy, a
+# multifd and a postcopy case each way; make check-crossversion-all runs
+# its whole quick set.  Each pair migrates on the newest stock q35 both
+# QEMUs have, but patched 10.0 <-> 10.2 on the series' own (I8).  Debian's
+# 7.2 is not among the peers: the framework supports the previous
+# releases, and 7.2 as a source aborts at once (docs/upstream-qtests.md).
+MIGRATION_TEST_IN_CHECK="/x86_64/migration/precopy/tcp/plain
+  /x86_64/migration/multifd/tcp/uri/plain/none /x86_64/migration/postcopy/plain"
+part_crossversion() {
+  echo "== upstream's migration-test across releases (source -> destination)"
+  migration_across "$BUILD/qemu-build" 10.0 pc-q35-10.0 \
+    stock-10.0.2:patched patched:stock-10.0.2 \
+    debian13-10.0.13:patched patched:debian13-10.0.13
+  migration_across "$BUILD/10.2/qemu-build" 10.2 pc-q35-10.0 \
+    stock-10.0.2:patched patched:stock-10.0.2 \
+    debian13-10.0.13:patched patched:debian13-10.0.13
+  migration_across "$BUILD/10.2/qemu-build" 10.2 pc-q35-10.0-abiguard1 \
+    patched-10.0:patched patched:patched-10.0
+  migration_across "$BUILD/10.2/qemu-build" 10.2 pc-q35-10.2 \
+    debian13-11.1.3:patched patched:debian13-11.1.3
+}
+part_crossversion-all() { MIGRATION_TEST_IN_CHECK='' part_crossversion; }
+# migration_across BUILD_DIR BASE MACHINE SOURCE:DESTINATION...: one side
+# BUILD_DIR's QEMU ("patched"), the other a peer through its qtest shim.
+migration_across() {
+  local build=$1 base=$2 machine=$3 pair src dst peer side
+  shift 3
+  for pair in "$@"; do
+    src=${pair%%:*} dst=${pair##*:}
+    if [ "$src" = patched ]; then peer=$dst side=dst; else peer=$src side=src; fi
+    # shellcheck disable=SC2086  # the cases are words
+    RUN_IN=$build run_tap "$base migration-test $src -> $dst ($machine)" \
+      "$logs/migration-test-$base-$src-$dst.log" \
+      "$TOP/tests/migration-test-across.py" "$build" "$(qemu_for "$peer")" \
+      "$side" "$machine" $MIGRATION_TEST_IN_CHECK
+  done
 }
 
 # releases: a real guest from the other old hosts to the 10.2 base: Debian

@@ -1,28 +1,32 @@
 #!/bin/bash
 # make fuzz: fuzz the incoming migration stream.  Builds qemu-fuzz-x86_64
-# with Debian's clang and libFuzzer, ASan and UBSan (build/qemu-fuzz, the
-# ccache shared), makes the seed corpus from real streams of Debian's 7.2,
-# Debian's 10.0.2 and the patched build (make-fuzz-corpus.py), and runs
-# each fuzz target for SECONDS.  Prints, per target, the executions, the
-# coverage (edges) and the findings, which libFuzzer writes to
-# build/fuzz/<target>/findings/, and plots the coverage over time
-# (build/fuzz/coverage.svg).
+# from the base's patched tree with Debian's clang and libFuzzer, ASan and
+# UBSan (build/qemu-fuzz, the ccache shared), makes the seed corpus from
+# real streams of Debian's 7.2, Debian's 10.0.2 and the base's patched
+# build (make-fuzz-corpus.py), and runs each fuzz target for SECONDS.
+# Prints, per target, the executions, the coverage (edges) and the
+# findings, which libFuzzer writes to build/fuzz/<target>/findings/, and
+# plots the coverage over time (build/fuzz/coverage.svg).  With BASE=10.2,
+# all of it is under build/10.2/ instead.
 # Usage: fuzz.sh [SECONDS per target, default 60; 0: the corpus only] [TARGET...]
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 seconds=${1:-60}
 shift || true
-out=$BUILD/qemu-fuzz
+out=$BASE_BUILD/qemu-fuzz
+fuzz=$BASE_BUILD/fuzz
+patched=$BUILD/bin/qemu-patched
+[ "$BASE" = 10.0 ] || patched=$BUILD/bin/qemu-patched-$BASE
 fuzzer=$out/qemu-fuzz-x86_64
 CC=clang CXX=clang++ QEMU_OUT=$out \
   EXTRA_CONFIGURE_FLAGS="--enable-fuzzing --enable-asan --enable-ubsan" \
   "$TOP/scripts/build-qemu.sh" --only qemu-fuzz-x86_64
 
-seeds=$BUILD/fuzz/seeds
+seeds=$fuzz/seeds
 if [ ! -d "$seeds" ]; then
   "$TOP/scripts/make-fuzz-corpus.py" "$fuzzer" "$seeds.tmp" \
-    "$BUILD/bin/qemu-stock-7.2" "$BUILD/bin/qemu-stock-10.0.2" "$BUILD/bin/qemu-patched"
+    "$BUILD/bin/qemu-stock-7.2" "$BUILD/bin/qemu-stock-10.0.2" "$patched"
   mv "$seeds.tmp" "$seeds"
 fi
 
@@ -52,7 +56,7 @@ status=0 logs=()
 targets=("$@")
 [ $# -gt 0 ] || mapfile -t targets < <(ls "$seeds")
 for target in "${targets[@]}"; do
-  dir=$BUILD/fuzz/$target
+  dir=$fuzz/$target
   mkdir -p "$dir/corpus" "$dir/findings"
   max_len=$(stat -c %s "$seeds/$target"/* | sort -n | tail -n 1)
   log "fuzzing $target for $seconds s (log: $dir/log)"
@@ -78,7 +82,7 @@ for target in "${targets[@]}"; do
   logs+=("$dir/log")
 done
 if [ "$seconds" != 0 ]; then
-  "$TOP/scripts/plot-fuzz-coverage.py" "$BUILD/fuzz/coverage.svg" "${logs[@]}"
-  log "coverage over time: $BUILD/fuzz/coverage.svg"
+  "$TOP/scripts/plot-fuzz-coverage.py" "$fuzz/coverage.svg" "${logs[@]}"
+  log "coverage over time: $fuzz/coverage.svg"
 fi
 exit $status

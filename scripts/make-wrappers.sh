@@ -42,26 +42,36 @@ done
 # For qtests only: a newer libqtest passes options an older peer rejects,
 # "-audio none" (10.0's; QEMU 7.2 says "Parameter 'model' is missing") and
 # "-run-with exit-with-parent=on" (10.2's; 10.0 says "Invalid parameter").
-# qemu-PEER-qtest drops what PEER rejects, and nothing else.
-qtest_shim() { # peer "option value"...
-  local peer=$1 f=$BUILD/bin/qemu-$1-qtest drop
-  shift
-  drop=$(printf '"%s"|' "$@")
+# qemu-PEER-qtest drops what PEER rejects, and nothing else.  Debian builds
+# no qtest accelerator, so for Debian's QEMUs (ACCEL tcg) the shim also
+# gives TCG where libqtest asks for "-accel qtest"; upstream's
+# migration-test needs that in its cross-version mode.
+qtest_shim() { # peer accel "option value"...
+  local peer=$1 accel=$2 f=$BUILD/bin/qemu-$1-qtest drop=''
+  shift 2
+  [ $# = 0 ] || drop="$(printf '"%s"|' "$@")"
+  drop=${drop%|}
   cat > "$f.tmp" <<SHIM
 #!/bin/bash
 args=()
 while [ \$# -gt 0 ]; do
-  case "\$1 \${2:-}" in ${drop%|}) shift 2; continue ;; esac
+  case "\$1 \${2:-}" in
+    ${drop:+$drop) shift 2; continue ;;}
+    "-accel qtest") args+=(-accel $accel); shift 2; continue ;;
+  esac
   args+=("\$1"); shift
 done
 exec $BUILD/bin/qemu-$peer "\${args[@]}"
 SHIM
   chmod +x "$f.tmp" && mv "$f.tmp" "$f"
 }
-qtest_shim stock-7.2 "-audio none" "-run-with exit-with-parent=on"
-qtest_shim stock-10.0.2 "-run-with exit-with-parent=on"
-qtest_shim patched-10.0 "-run-with exit-with-parent=on"
-# an optional peer: only once make debian13-hosts has made its root
+qtest_shim stock-7.2 tcg "-audio none" "-run-with exit-with-parent=on"
+qtest_shim stock-10.0.2 tcg "-run-with exit-with-parent=on"
+qtest_shim patched-10.0 qtest "-run-with exit-with-parent=on"
+# optional peers: only once make debian13-hosts has made their roots
 if [ -x "$BUILD/bin/qemu-debian13-10.0.13" ]; then
-  qtest_shim debian13-10.0.13 "-run-with exit-with-parent=on"
+  qtest_shim debian13-10.0.13 tcg "-run-with exit-with-parent=on"
+fi
+if [ -x "$BUILD/bin/qemu-debian13-11.1.3" ]; then
+  qtest_shim debian13-11.1.3 tcg
 fi

@@ -5,6 +5,7 @@ own tests, the sanitizer run).
     tap = Tap(len(cases))       # or Tap(): the plan is printed at the end
     tap.result(ok, "name", ["a diagnostic line", ...])
     tap.result(False, "name", todo="why")      # a named expected failure
+    tap.skip("name", "why")                    # passed on from another stream
     sys.exit(tap.done())
 
     counts = read(text, rc)     # a stream, and its writer's exit status
@@ -39,6 +40,11 @@ class Tap:
         sys.stdout.flush()
         self.failed += not ok and not todo
         return ok
+
+    def skip(self, name, why):
+        """Print a skipped result, with the reason its writer gave."""
+        self.count += 1
+        print("ok %d %s # SKIP %s" % (self.count, name, why), flush=True)
 
     def done(self):
         """The exit status: 1 if a result failed or some are missing."""

@@ -315,17 +315,27 @@ part_crossversion() {
 part_crossversion-all() { MIGRATION_TEST_IN_CHECK='' part_crossversion; }
 # migration_across BUILD_DIR BASE MACHINE SOURCE:DESTINATION...: one side
 # BUILD_DIR's QEMU ("patched"), the other a peer through its qtest shim.
+# Two pairs at a time: a case keeps about one core busy, and each run has
+# its own sockets and directories.
 migration_across() {
-  local build=$1 base=$2 machine=$3 pair src dst peer side
+  local build=$1 base=$2 machine=$3 pair src dst peer side log running=()
   shift 3
   for pair in "$@"; do
     src=${pair%%:*} dst=${pair##*:}
     if [ "$src" = patched ]; then peer=$dst side=dst; else peer=$src side=src; fi
+    log=$logs/migration-test-$base-$src-$dst.log
+    if [ ${#running[@]} = 2 ]; then wait "${running[0]}"; running=("${running[@]:1}"); fi
     # shellcheck disable=SC2086  # the cases are words
-    RUN_IN=$build run_tap "$base migration-test $src -> $dst ($machine)" \
-      "$logs/migration-test-$base-$src-$dst.log" \
-      "$TOP/tests/migration-test-across.py" "$build" "$(qemu_for "$peer")" \
-      "$side" "$machine" $MIGRATION_TEST_IN_CHECK
+    (cd "$build" && timeout 900 "$TOP/tests/migration-test-across.py" "$build" \
+       "$(qemu_for "$peer")" "$side" "$machine" $MIGRATION_TEST_IN_CHECK \
+       > "$log" 2>&1; echo $? > "$log.rc") &
+    running+=($!)
+  done
+  wait "${running[@]}"
+  for pair in "$@"; do
+    src=${pair%%:*} dst=${pair##*:}
+    log=$logs/migration-test-$base-$src-$dst.log
+    count_tap "$base migration-test $src -> $dst ($machine)" "$log" "$(cat "$log.rc")"
   done
 }
 

@@ -16,8 +16,7 @@ seconds=${1:-60}
 shift || true
 out=$BASE_BUILD/qemu-fuzz
 fuzz=$BASE_BUILD/fuzz
-patched=$BUILD/bin/qemu-patched
-[ "$BASE" = 10.0 ] || patched=$BUILD/bin/qemu-patched-$BASE
+patched=$BUILD/bin/qemu-patched-$BASE   # make-wrappers.sh names each base's so
 fuzzer=$out/qemu-fuzz-x86_64
 CC=clang CXX=clang++ QEMU_OUT=$out \
   EXTRA_CONFIGURE_FLAGS="--enable-fuzzing --enable-asan --enable-ubsan" \

@@ -4,10 +4,15 @@
 # UBSan (build/qemu-fuzz, the ccache shared), makes the seed corpus from
 # real streams of Debian's 7.2, Debian's 10.0.2 and the base's patched
 # build (make-fuzz-corpus.py), and runs each fuzz target for SECONDS.
-# Prints, per target, the executions, the coverage (edges) and the
-# findings, which libFuzzer writes to build/fuzz/<target>/findings/, and
-# plots the coverage over time (build/fuzz/coverage.svg).  With BASE=10.2,
-# all of it is under build/10.2/ instead.
+# The mutator is the targets' own, which changes the values of the
+# stream's fields where make-fuzz-corpus.py found them (FUZZ_MUTATOR=fields,
+# the default), or libFuzzer's byte mutations (FUZZ_MUTATOR=bytes).  Given
+# both (FUZZ_MUTATOR="bytes fields"), it compares them: both run side by
+# side on each target, one per core, each from the seeds alone.
+# Prints, per target and mutator, the executions, the coverage (edges) and
+# the findings, which libFuzzer writes to build/fuzz/<target>/<mutator>/
+# findings/, and plots the coverage over time (build/fuzz/coverage.svg).
+# With BASE=10.2, all of it is under build/10.2/ instead.
 # Usage: fuzz.sh [SECONDS per target, default 60; 0: the corpus only] [TARGET...]
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -22,11 +27,16 @@ CC=clang CXX=clang++ QEMU_OUT=$out \
   EXTRA_CONFIGURE_FLAGS="--enable-fuzzing --enable-asan --enable-ubsan" \
   "$TOP/scripts/build-qemu.sh" --only qemu-fuzz-x86_64
 
-seeds=$fuzz/seeds
-if [ ! -d "$seeds" ]; then
-  "$TOP/scripts/make-fuzz-corpus.py" "$fuzzer" "$seeds.tmp" \
-    "$BUILD/bin/qemu-stock-7.2" "$BUILD/bin/qemu-stock-10.0.2" "$patched"
-  mv "$seeds.tmp" "$seeds"
+seeds=$fuzz/seeds fields=$fuzz/fields
+mutators=${FUZZ_MUTATOR:-fields}
+for m in $mutators; do
+  case $m in fields|bytes) ;; *) die "FUZZ_MUTATOR=$m: the mutators are fields and bytes" ;; esac
+done
+if [ ! -d "$seeds" ] || [ ! -d "$fields" ]; then
+  rm -rf "$seeds" "$seeds.tmp" "$fields" "$fields.tmp"
+  "$TOP/scripts/make-fuzz-corpus.py" "$fuzzer" "$BASE_BUILD/qemu/scripts/analyze-migration.py" \
+    "$seeds.tmp" "$fields.tmp" "$BUILD/bin/qemu-stock-7.2" "$BUILD/bin/qemu-stock-10.0.2" "$patched"
+  mv "$fields.tmp" "$fields" && mv "$seeds.tmp" "$seeds"
 fi
 
 # Each finding is left as a file, and the run goes on (fork mode); leaks
@@ -41,24 +51,26 @@ export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 what_each_finding_is() {
   local target=$1 dir=$2 f out what load
   find "$dir/findings" -type f -newer "$dir/started" | sort | while read -r f; do
-    out=$(FUZZ_SAY_LOAD=1 timeout 60 "$fuzzer" --fuzz-target="$target" -timeout=10 "$f" 2>&1)
+    # each finding fails again, and what it says may be missing
+    out=$(FUZZ_SAY_LOAD=1 timeout 60 "$fuzzer" --fuzz-target="$target" -timeout=10 "$f" 2>&1) || true
     what=$(grep -m 1 -E 'Assertion|runtime error|ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)' <<< "$out" |
-           perl -pe 's/^==\d+== *//; s#^.*\.\./qemu/##; s/(?<![:\w])(0x[0-9a-f]+|\d{3,})\b/N/g')
-    load=$(grep -m 1 -o 'the load \(completed\|failed\)' <<< "$out" | cut -d' ' -f3)
+           perl -pe 's/^==\d+== *//; s#^.*\.\./qemu/##; s/(?<![:\w])(0x[0-9a-f]+|\d{3,})\b/N/g') || true
+    load=$(grep -m 1 -o 'the load \(completed\|failed\)' <<< "$out" | cut -d' ' -f3) || true
     printf '%s (load %s)\t%s\n' "${what:-no report when run again}" "${load:-not finished}" "$f"
   done | sort | awk -F '\t' '
     $1 != what { if (n) printf "  %4d x %s\n         e.g. %s\n", n, what, example; what = $1; n = 0; example = $2 }
     { n++ } END { if (n) printf "  %4d x %s\n         e.g. %s\n", n, what, example }'
 }
 
-status=0 logs=()
-targets=("$@")
-[ $# -gt 0 ] || mapfile -t targets < <(ls "$seeds")
-for target in "${targets[@]}"; do
-  dir=$fuzz/$target
+# fuzz_one TARGET MUTATOR: run it, print its line and its findings
+fuzz_one() {
+  local target=$1 mutator=$2 dir=$fuzz/$1/$2 start execs cov findings mode max_len env=() rc=0
+  local layouts seeded
+  [ "$mutator" = bytes ] || env=(FUZZ_STREAM_FIELDS="$fields/$target")
+  # a comparison starts each mutator from the seeds alone
+  [ "$mutators" = fields ] || [ "$mutators" = bytes ] || rm -rf "$dir/corpus"
   mkdir -p "$dir/corpus" "$dir/findings"
   max_len=$(stat -c %s "$seeds/$target"/* | sort -n | tail -n 1)
-  log "fuzzing $target for $seconds s (log: $dir/log)"
   start=$(date +%s)
   touch "$dir/started"      # findings of earlier runs stay, but do not count
   if [ "$seconds" = 0 ]; then
@@ -67,18 +79,38 @@ for target in "${targets[@]}"; do
     mode=(-max_total_time="$seconds" -fork=1 -ignore_crashes=1
           -ignore_timeouts=1 -ignore_ooms=1)
   fi
-  "$fuzzer" --fuzz-target="$target" "${mode[@]}" -max_len="$max_len" \
+  env "${env[@]}" "$fuzzer" --fuzz-target="$target" "${mode[@]}" -max_len="$max_len" \
     -timeout=10 -print_final_stats=1 -artifact_prefix="$dir/findings/" \
-    "$dir/corpus" "$seeds/$target" > "$dir/log" 2>&1 || status=1
+    "$dir/corpus" "$seeds/$target" > "$dir/log" 2>&1 || rc=1
   # fork mode: "#<executions>: cov: ..."; one process: stat:: lines
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p; s/^#\([0-9]*\): cov:.*/\1/p' \
           "$dir/log" | tail -n 1)
   cov=$(grep -o 'cov: [0-9]*' "$dir/log" | tail -n 1 | cut -d' ' -f2)
   findings=$(find "$dir/findings" -type f -newer "$dir/started" | wc -l)
-  printf '%-36s %9s executions in %s s, %6s edges, %d findings\n' \
-    "$target" "${execs:-?}" "$(($(date +%s) - start))" "${cov:-?}" "$findings"
-  [ "$findings" = 0 ] || { status=1; what_each_finding_is "$target" "$dir"; }
-  logs+=("$dir/log")
+  printf '%-36s %-6s %9s executions in %s s, %6s edges, %d findings\n' \
+    "$target" "$mutator" "${execs:-?}" "$(($(date +%s) - start))" "${cov:-?}" "$findings"
+  [ "$findings" = 0 ] || { what_each_finding_is "$target" "$dir"; rc=1; }
+  # the mutator knows the fields of every seed
+  if [ "$mutator" = fields ]; then
+    layouts=$(sed -n 's/^migration_fuzz: the fields of \([0-9]*\) streams.*/\1/p' "$dir/log" | head -n 1)
+    seeded=$(find "$seeds/$target" -type f | wc -l)
+    [ "${layouts:-0}" = "$seeded" ] ||
+      { echo "  the mutator read the fields of ${layouts:-no} streams, not of the $seeded seeds"; rc=1; }
+  fi
+  return $rc
+}
+
+status=0 logs=()
+targets=("$@")
+[ $# -gt 0 ] || mapfile -t targets < <(ls "$seeds")
+for target in "${targets[@]}"; do
+  log "fuzzing $target for $seconds s with the mutators: $mutators (logs: $fuzz/$target/*/log)"
+  pids=()
+  for mutator in $mutators; do
+    fuzz_one "$target" "$mutator" & pids+=($!)
+    logs+=("$fuzz/$target/$mutator/log")
+  done
+  for pid in "${pids[@]}"; do wait "$pid" || status=1; done
 done
 if [ "$seconds" != 0 ]; then
   "$TOP/scripts/plot-fuzz-coverage.py" "$fuzz/coverage.svg" "${logs[@]}"

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Seed corpus for the incoming-migration fuzz targets: real streams.
 
-  make-fuzz-corpus.py FUZZER OUTDIR QEMU...
+  make-fuzz-corpus.py FUZZER ANALYZE_MIGRATION OUTDIR FIELDSDIR QEMU...
 
 For each fuzz target of FUZZER (qemu-fuzz-x86_64), asks it for the QEMU
 command line it loads streams into, starts each QEMU given with that command
@@ -14,8 +14,17 @@ Beside each stream goes the same stream without its RAM section and
 without the JSON description a destination skips,
 <qemu>.device-state.stream, so that the fuzzer spends its executions on
 the device state, where the parsers are.
+
+For each stream it writes FIELDSDIR/<target>/<stream>.fields: where each
+field of each section is, as the base's own analyze-migration.py
+(ANALYZE_MIGRATION) reads the stream with its JSON description.  The fuzz
+targets' mutator (tests/qtest/fuzz/migration_fuzz.c in the series) changes
+those fields' values and keeps the rest, the framing.
 """
+import contextlib
+import io
 import os
+import runpy
 import re
 import shlex
 import struct
@@ -56,7 +65,8 @@ RAM_START = re.compile(rb"\x01(....)\x03ram\x00\x00\x00\x00\x00\x00\x00\x04", re
 
 def device_state(stream):
     """The stream without its RAM section and without the JSON description
-    after its end, which a destination skips.
+    after its end, which a destination skips; and a function that gives
+    where a byte of the stream is in it (None: not there).
 
     Knows the precopy RAM format of a stream written with default
     capabilities, as the seed sources write it; raises ValueError (or
@@ -84,8 +94,17 @@ def device_state(stream):
         if kind == SECTION_END:
             pos = skip_ram_pages(stream, pos) + 5       # and its footer
             break
+    ram_start, ram_end, shift = start.start(), pos, len(out) - pos
     out += stream[pos:]
-    return out[:guestabi.vmdesc_offset(out)]
+    state = out[:guestabi.vmdesc_offset(out)]
+
+    def where(offset):
+        if offset < ram_start:
+            return offset
+        if offset >= ram_end and offset + shift < len(state):
+            return offset + shift
+        return None
+    return state, where
 
 
 def skip_ram_pages(stream, pos):
@@ -110,11 +129,69 @@ def skip_ram_pages(stream, pos):
             raise ValueError("RAM flags 0x%x at %d" % (flags, pos - 8))
 
 
-def main(fuzzer, outdir, qemus):
+def stream_fields(analyze, path):
+    """Each field of each section of the stream at path, as QEMU's
+    analyze-migration.py reads it: (offset, size, section, kind, name),
+    in the stream's order.  kind: "i" a big-endian integer, "l" a
+    little-endian one, "b" a bool, "x" bytes."""
+    argv, sys.argv = sys.argv, [analyze, "-f", path, "-d", "desc"]
+    try:        # a script without a main guard: it prints the description
+        with contextlib.redirect_stdout(io.StringIO()):
+            am = runpy.run_path(analyze, run_name="analyze_migration")
+    finally:
+        sys.argv = argv
+    fields, section, depth = [], [None], [0]
+    read_field, read_struct = am["VMSDFieldGeneric"].read, am["VMSDFieldStruct"].read
+
+    def read_leaf(self):
+        start = self.file.tell()
+        data = read_field(self)
+        kind = ("l" if isinstance(self, am["VMSDFieldIntLE"]) else
+                "i" if isinstance(self, am["VMSDFieldInt"]) else
+                "b" if isinstance(self, am["VMSDFieldBool"]) else "x")
+        fields.append((start, self.file.tell() - start, section[0], kind,
+                       self.desc["name"]))
+        return data
+
+    def read_section(self):     # a section, or a subsection in one
+        if depth[0] == 0:
+            key = self.section_key
+            section[0] = key if isinstance(key, str) else "%s (%d)" % key
+        depth[0] += 1
+        try:
+            return read_struct(self)
+        finally:
+            depth[0] -= 1
+
+    am["VMSDFieldGeneric"].read = read_leaf
+    am["VMSDSection"].read = read_section
+    am["MigrationDump"](path).read()
+    return fields
+
+
+def write_fields(path, stream, fields):
+    """The fields file of stream: its size and the FNV-1a hash of the bytes
+    outside its fields (the mutator knows an input of the same layout by
+    them), then a field a line, sections numbered from 0."""
+    h, pos, numbers = 0xcbf29ce484222325, 0, {}
+    for offset, size, *_ in fields + [(len(stream), 0)]:
+        for byte in stream[pos:offset]:
+            h = ((h ^ byte) * 0x100000001b3) & (2**64 - 1)
+        pos = offset + size
+    with open(path, "w") as f:
+        f.write("stream-fields 1 %d %x\n" % (len(stream), h))
+        for offset, size, section, kind, name in fields:
+            number = numbers.setdefault(section, len(numbers))
+            f.write("%d %d %d %s %s/%s\n" % (offset, size, number, kind,
+                                             section, name))
+
+
+def main(fuzzer, analyze, outdir, fieldsdir, qemus):
     for target in TARGETS:
         args = target_args(fuzzer, target)
         machine = args[args.index("-machine") + 1].split(",")[0]
         os.makedirs(os.path.join(outdir, target), exist_ok=True)
+        os.makedirs(os.path.join(fieldsdir, target), exist_ok=True)
         for qemu in qemus:
             if machine not in guestabi.machines(qemu):
                 continue
@@ -125,16 +202,25 @@ def main(fuzzer, outdir, qemus):
             with open(path, "rb") as f:
                 stream = f.read()
             devices = path.replace(".stream", ".device-state.stream")
+            state, where = device_state(stream)
             with open(devices, "wb") as f:
-                f.write(device_state(stream))
-            print("%s: %s, %d bytes, %d of device state"
+                f.write(state)
+            fields = stream_fields(analyze, path)
+            state_fields = [(where(offset),) + tuple(rest) for offset, *rest in fields]
+            if any(f[0] is None for f in state_fields):
+                raise RuntimeError("%s: a field in the RAM section" % path)
+            for name, data, layout in ((path, stream, fields),
+                                       (devices, state, state_fields)):
+                write_fields(os.path.join(fieldsdir, target, os.path.basename(name)
+                                          + ".fields"), data, layout)
+            print("%s: %s, %d bytes, %d of device state, %d fields"
                   % (target, os.path.basename(qemu), len(stream),
-                     os.path.getsize(devices)))
+                     len(state), len(fields)))
     return 0
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 4:
+    if len(sys.argv) < 6:
         sys.stderr.write(__doc__)
         sys.exit(2)
-    sys.exit(main(sys.argv[1], sys.argv[2], sys.argv[3:]))
+    sys.exit(main(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]))

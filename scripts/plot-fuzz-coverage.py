@@ -1,17 +1,18 @@
 #!/usr/bin/python3
 """Coverage over time of the last make fuzz run, as an SVG line per target.
 
-  plot-fuzz-coverage.py OUT.svg BUILD/fuzz/TARGET/log...
+  plot-fuzz-coverage.py OUT.svg BUILD/fuzz/TARGET/MUTATOR/log...
 
 Reads libFuzzer's fork-mode status lines ("#N: cov: C ... time: Ts") and
-plots the edges covered (cov) against the seconds run.
+plots the edges covered (cov) against the seconds run, a line per log,
+named TARGET/MUTATOR.
 """
 import os
 import re
 import sys
 
 STATUS = re.compile(r"^#(\d+): cov: (\d+) .* time: (\d+)s")
-COLOURS = ["#c0392b", "#2e86c1", "#27ae60"]
+COLOURS = ["#c0392b", "#2e86c1", "#27ae60", "#8e44ad"]
 
 
 def points(log):
@@ -21,14 +22,16 @@ def points(log):
 
 
 def main(out, logs):
-    series = [(os.path.basename(os.path.dirname(log)), points(log))
-              for log in logs]
+    series = [(os.path.relpath(os.path.dirname(log),
+                               os.path.dirname(os.path.dirname(os.path.dirname(log)))),
+               points(log)) for log in logs]
     series = [(name, pts) for name, pts in series if pts]
     if not series:
         sys.exit("no libFuzzer status lines in " + " ".join(logs))
     t_max = max(t for _, pts in series for t, _ in pts) or 1
     c_max = max(c for _, pts in series for _, c in pts)
-    w, h, left, top, base = 600, 320, 60, 30, 260
+    w, left, top, base = 600, 60, 30, 260
+    h = base + 30 + 16 * len(series)
     x = lambda t: left + (w - left - 20) * t / t_max        # noqa: E731
     y = lambda c: base - (base - top) * c / c_max           # noqa: E731
     svg = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" '
@@ -50,8 +53,8 @@ def main(out, logs):
                        "%.1f,%.1f" % (x(t), y(c)) for t, c in pts)))
         svg.append('<rect x="%d" y="%d" width="12" height="12" fill="%s"/>'
                    '<text x="%d" y="%d">%s: %d edges after %d s</text>'
-                   % (left + 10, h - 40 + 16 * i - 10, colour, left + 28,
-                      h - 40 + 16 * i, name, pts[-1][1], pts[-1][0]))
+                   % (left + 10, base + 30 + 16 * i - 10, colour, left + 28,
+                      base + 30 + 16 * i, name, pts[-1][1], pts[-1][0]))
     svg.append("</svg>")
     with open(out, "w") as f:
         f.write("\n".join(svg) + "\n")

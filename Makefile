@@ -7,7 +7,7 @@ export BUILD
 include versions
 
 .PHONY: all setup setup-demo setup-fast check-fast fetch peers old-host debian13-hosts tree build wrappers unpatched guest env demo demo-offloads check \
-        check-qtest check-golden check-stream check-offered check-libvirt \
+        check-qtest check-golden check-stream check-slirp check-offered check-libvirt \
         check-guest check-offloads check-matrix check-base102 check-crossversion check-crossversion-all check-releases build-10.2 unpatched-10.2 \
         check-pins check-upstream check-sanitizers deb check-deb deb-host fleet fleet-down check-drain bench-drain fuzz bench bench-preflight goldens export \
         checkpatch backport-diff bisect-check clean
@@ -98,6 +98,8 @@ check: setup build-10.2 debian13-hosts wrappers guest old-host
 
 check-qtest check-golden check-stream check-offered: wrappers
 	@$(SCRIPTS)/check.sh $(@:check-%=%)
+check-slirp: setup
+	@$(SCRIPTS)/check.sh slirp
 # the matrix and the guest test migrate from the 10.2 base too
 check-matrix: build-10.2 wrappers
 	@$(SCRIPTS)/check.sh matrix

@@ -11,7 +11,7 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
-ALL_PARTS="qtest golden stream offered libvirt guest offloads matrix base102 crossversion"
+ALL_PARTS="qtest golden stream slirp offered libvirt guest offloads matrix base102 crossversion"
 # Too long for make check's budget: make check-releases and
 # check-crossversion-all.
 LONG_PARTS="releases crossversion-all"
@@ -162,6 +162,14 @@ part_stream() {
   echo "== migration stream against stock 10.0.2 (I1: stock machine types untouched)"
   run_tap "stream: stock machine types" "$logs/stream.log" \
     "$TOP/tests/migration-stream-compare.py" "$bin/qemu-stock-10.0.2" "$bin/qemu-patched"
+}
+
+# slirp: a stream's slirp section goes to libslirp as it is; the
+# allocation the fuzzer found there, against the system's libslirp.
+part_slirp() {
+  echo "== libslirp's state load (docs/libslirp-report.md)"
+  run_tap "libslirp: a socket buffer length from the stream" "$logs/libslirp.log" \
+    "$TOP/tests/libslirp-state-load-test.sh" "$BUILD/repro"
 }
 
 # offered: I6, differences only in what a device offers.

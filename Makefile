@@ -159,7 +159,9 @@ check-sanitizers: setup tree peers
 	@$(SCRIPTS)/check-sanitizers.sh
 
 # Fuzz the incoming migration stream, FUZZ_SECONDS per target (default 60),
-# on a clang/libFuzzer build with ASan and UBSan (docs/fuzzing.md).
+# on a clang/libFuzzer build with ASan and UBSan (docs/fuzzing.md), with
+# the targets' field mutator; FUZZ_MUTATOR=bytes for libFuzzer's, or
+# FUZZ_MUTATOR="bytes fields" to compare the two side by side.
 FUZZ_SECONDS ?= 60
 fuzz: setup wrappers
 	@$(SCRIPTS)/fuzz.sh $(FUZZ_SECONDS)

@@ -90,8 +90,9 @@ fuzz_one() {
   printf '%-36s %-6s %9s executions in %s s, %6s edges, %d findings\n' \
     "$target" "$mutator" "${execs:-?}" "$(($(date +%s) - start))" "${cov:-?}" "$findings"
   [ "$findings" = 0 ] || { what_each_finding_is "$target" "$dir"; rc=1; }
-  # the mutator knows the fields of every seed
-  if [ "$mutator" = fields ]; then
+  # the mutator knows the fields of every seed (in fork mode the children
+  # read them, and their output is not in the log)
+  if [ "$mutator" = fields ] && [ "$seconds" = 0 ]; then
     layouts=$(sed -n 's/^migration_fuzz: the fields of \([0-9]*\) streams.*/\1/p' "$dir/log" | head -n 1)
     seeded=$(find "$seeds/$target" -type f | wc -l)
     [ "${layouts:-0}" = "$seeded" ] ||

@@ -65,7 +65,8 @@ what_each_finding_is() {
 # fuzz_one TARGET MUTATOR: run it, print its line and its findings
 fuzz_one() {
   local target=$1 mutator=$2 dir=$fuzz/$1/$2 start execs cov findings mode max_len env=() rc=0
-  local layouts seeded
+  local layouts seeded log=$dir/log
+  [ "$seconds" != 0 ] || log=$dir/smoke.log   # the smoke keeps a long run's log
   [ "$mutator" = bytes ] || env=(FUZZ_STREAM_FIELDS="$fields/$target")
   # a comparison starts each mutator from the seeds alone
   [ "$mutators" = fields ] || [ "$mutators" = bytes ] || rm -rf "$dir/corpus"
@@ -81,11 +82,11 @@ fuzz_one() {
   fi
   env "${env[@]}" "$fuzzer" --fuzz-target="$target" "${mode[@]}" -max_len="$max_len" \
     -timeout=10 -print_final_stats=1 -artifact_prefix="$dir/findings/" \
-    "$dir/corpus" "$seeds/$target" > "$dir/log" 2>&1 || rc=1
+    "$dir/corpus" "$seeds/$target" > "$log" 2>&1 || rc=1
   # fork mode: "#<executions>: cov: ..."; one process: stat:: lines
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p; s/^#\([0-9]*\): cov:.*/\1/p' \
-          "$dir/log" | tail -n 1)
-  cov=$(grep -o 'cov: [0-9]*' "$dir/log" | tail -n 1 | cut -d' ' -f2)
+          "$log" | tail -n 1)
+  cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1 | cut -d' ' -f2)
   findings=$(find "$dir/findings" -type f -newer "$dir/started" | wc -l)
   printf '%-36s %-6s %9s executions in %s s, %6s edges, %d findings\n' \
     "$target" "$mutator" "${execs:-?}" "$(($(date +%s) - start))" "${cov:-?}" "$findings"
@@ -93,7 +94,7 @@ fuzz_one() {
   # the mutator knows the fields of every seed (in fork mode the children
   # read them, and their output is not in the log)
   if [ "$mutator" = fields ] && [ "$seconds" = 0 ]; then
-    layouts=$(sed -n 's/^migration_fuzz: the fields of \([0-9]*\) streams.*/\1/p' "$dir/log" | head -n 1)
+    layouts=$(sed -n 's/^migration_fuzz: the fields of \([0-9]*\) streams.*/\1/p' "$log" | head -n 1)
     seeded=$(find "$seeds/$target" -type f | wc -l)
     [ "${layouts:-0}" = "$seeded" ] ||
       { echo "  the mutator read the fields of ${layouts:-no} streams, not of the $seeded seeds"; rc=1; }

@@ -9,7 +9,7 @@ include versions
 .PHONY: all setup setup-demo setup-fast check-fast fetch peers old-host debian13-hosts tree build wrappers unpatched guest env demo demo-offloads check \
         check-qtest check-golden check-stream check-slirp check-offered check-libvirt \
         check-guest check-offloads check-matrix check-base102 check-crossversion check-crossversion-all check-releases build-10.2 unpatched-10.2 \
-        check-pins check-upstream check-sanitizers deb check-deb deb-host fleet fleet-down check-drain bench-drain fuzz bench bench-preflight goldens export \
+        check-pins check-upstream check-sanitizers deb check-deb deb-host fleet fleet-down check-drain bench-drain fuzz fuzz-findings bench bench-preflight goldens export \
         checkpatch backport-diff bisect-check clean
 
 all: build wrappers
@@ -165,6 +165,11 @@ check-sanitizers: setup tree peers
 FUZZ_SECONDS ?= 60
 fuzz: setup wrappers
 	@$(SCRIPTS)/fuzz.sh $(FUZZ_SECONDS)
+
+# What each input the fuzz runs kept is on the fuzzer as built now (after a
+# fix: what is left), grouped by report and by whether its load completed.
+fuzz-findings:
+	@$(SCRIPTS)/fuzz-findings.sh
 
 # Regenerate the golden guest-ABI dumps (tests/golden).
 goldens: build-10.2 unpatched-10.2 wrappers

@@ -169,17 +169,15 @@ def stream_fields(analyze, path):
     return fields
 
 
-def write_fields(path, stream, fields):
-    """The fields file of stream: its size and the FNV-1a hash of the bytes
-    outside its fields (the mutator knows an input of the same layout by
-    them), then a field a line, sections numbered from 0."""
-    h, pos, numbers = 0xcbf29ce484222325, 0, {}
-    for offset, size, *_ in fields + [(len(stream), 0)]:
-        for byte in stream[pos:offset]:
-            h = ((h ^ byte) * 0x100000001b3) & (2**64 - 1)
-        pos = offset + size
+def write_fields(path, seed, fields):
+    """The fields file of the stream in file seed: the seed's path relative
+    to the fields file (the mutator knows an input of the same layout by
+    the seed's size and bytes outside the fields), then a field a line,
+    sections numbered from 0."""
+    numbers = {}
     with open(path, "w") as f:
-        f.write("stream-fields 1 %d %x\n" % (len(stream), h))
+        f.write("stream-fields 2 %s\n"
+                % os.path.relpath(seed, os.path.dirname(path)))
         for offset, size, section, kind, name in fields:
             number = numbers.setdefault(section, len(numbers))
             f.write("%d %d %d %s %s/%s\n" % (offset, size, number, kind,
@@ -209,10 +207,9 @@ def main(fuzzer, analyze, outdir, fieldsdir, qemus):
             state_fields = [(where(offset),) + tuple(rest) for offset, *rest in fields]
             if any(f[0] is None for f in state_fields):
                 raise RuntimeError("%s: a field in the RAM section" % path)
-            for name, data, layout in ((path, stream, fields),
-                                       (devices, state, state_fields)):
+            for name, layout in ((path, fields), (devices, state_fields)):
                 write_fields(os.path.join(fieldsdir, target, os.path.basename(name)
-                                          + ".fields"), data, layout)
+                                          + ".fields"), name, layout)
             print("%s: %s, %d bytes, %d of device state, %d fields"
                   % (target, os.path.basename(qemu), len(stream),
                      len(state), len(fields)))

@@ -32,36 +32,21 @@ mutators=${FUZZ_MUTATOR:-fields}
 for m in $mutators; do
   case $m in fields|bytes) ;; *) die "FUZZ_MUTATOR=$m: the mutators are fields and bytes" ;; esac
 done
-if [ ! -d "$seeds" ] || [ ! -d "$fields" ]; then
-  rm -rf "$seeds" "$seeds.tmp" "$fields" "$fields.tmp"
+# the seeds and their fields files, made together (a fields file names its
+# seed by a relative path), again when the script that makes them changed
+if [ ! -d "$seeds" ] || [ ! -d "$fields" ] || [ "$TOP/scripts/make-fuzz-corpus.py" -nt "$fields" ]; then
+  rm -rf "$seeds" "$fields" "$fuzz/corpus.tmp"
   "$TOP/scripts/make-fuzz-corpus.py" "$fuzzer" "$BASE_BUILD/qemu/scripts/analyze-migration.py" \
-    "$seeds.tmp" "$fields.tmp" "$BUILD/bin/qemu-stock-7.2" "$BUILD/bin/qemu-stock-10.0.2" "$patched"
-  mv "$fields.tmp" "$fields" && mv "$seeds.tmp" "$seeds"
+    "$fuzz/corpus.tmp/seeds" "$fuzz/corpus.tmp/fields" \
+    "$BUILD/bin/qemu-stock-7.2" "$BUILD/bin/qemu-stock-10.0.2" "$patched"
+  mv "$fuzz/corpus.tmp/fields" "$fields" && mv "$fuzz/corpus.tmp/seeds" "$seeds"
+  rmdir "$fuzz/corpus.tmp"
 fi
 
 # Each finding is left as a file, and the run goes on (fork mode); leaks
 # and undefined behaviour are findings too.  SECONDS 0: the corpus only.
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-# Each finding of this run, grouped by what it is: the first line of the
-# report it gives when run again (the assertion, the sanitizer's line, or
-# libFuzzer's; values from the input shown as N), and whether the input
-# loaded (a destination whose load failed would not have run on), with
-# the number of inputs and one of them.
-what_each_finding_is() {
-  local target=$1 dir=$2 f out what load
-  find "$dir/findings" -type f -newer "$dir/started" | sort | while read -r f; do
-    # each finding fails again, and what it says may be missing
-    out=$(FUZZ_SAY_LOAD=1 timeout 60 "$fuzzer" --fuzz-target="$target" -timeout=10 "$f" 2>&1) || true
-    what=$(grep -m 1 -E 'Assertion|runtime error|ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)' <<< "$out" |
-           perl -pe 's/^==\d+== *//; s#^.*\.\./qemu/##; s/(?<![:\w])(0x[0-9a-f]+|\d{3,})\b/N/g') || true
-    load=$(grep -m 1 -o 'the load \(completed\|failed\)' <<< "$out" | cut -d' ' -f3) || true
-    printf '%s (load %s)\t%s\n' "${what:-no report when run again}" "${load:-not finished}" "$f"
-  done | sort | awk -F '\t' '
-    $1 != what { if (n) printf "  %4d x %s\n         e.g. %s\n", n, what, example; what = $1; n = 0; example = $2 }
-    { n++ } END { if (n) printf "  %4d x %s\n         e.g. %s\n", n, what, example }'
-}
-
 # fuzz_one TARGET MUTATOR: run it, print its line and its findings
 fuzz_one() {
   local target=$1 mutator=$2 dir=$fuzz/$1/$2 start execs cov findings mode max_len env=() rc=0
@@ -90,7 +75,7 @@ fuzz_one() {
   findings=$(find "$dir/findings" -type f -newer "$dir/started" | wc -l)
   printf '%-36s %-6s %9s executions in %s s, %6s edges, %d findings\n' \
     "$target" "$mutator" "${execs:-?}" "$(($(date +%s) - start))" "${cov:-?}" "$findings"
-  [ "$findings" = 0 ] || { what_each_finding_is "$target" "$dir"; rc=1; }
+  [ "$findings" = 0 ] || { "$TOP/scripts/fuzz-findings.sh" --newer "$dir/started" "$target/$mutator"; rc=1; }
   # the mutator knows the fields of every seed (in fork mode the children
   # read them, and their output is not in the log)
   if [ "$mutator" = fields ] && [ "$seconds" = 0 ]; then

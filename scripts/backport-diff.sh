@@ -2,7 +2,9 @@
 # Compare the backport (patches/10.0/) with the development line
 # (patches/10.2/), patch by patch, in order: whether each patch makes the
 # same change on both bases.  Only what a base forces may differ; the cover
-# letters say what.  With -v, the lines that differ follow each patch.
+# letters say what.  A fix of code only 10.2 has comes after the patches
+# both carry, and is listed as 10.2 only.  With -v, the lines that differ
+# follow each patch.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -29,11 +31,11 @@ series() {
 }
 series dev 10.2
 series back 10.0
-[ ${#dev[@]} = ${#back[@]} ] ||
-  die "10.2 has ${#dev[@]} patches and 10.0 has ${#back[@]}: the backport must carry each patch"
+[ ${#dev[@]} -ge ${#back[@]} ] ||
+  die "10.2 has ${#dev[@]} patches and 10.0 has ${#back[@]}: the backport has a patch the development line lacks"
 
 same=0
-for i in "${!dev[@]}"; do
+for i in "${!back[@]}"; do
   n=$(printf '%04d' $((i + 1)))
   d=$(diff <(change "${back[$i]}") <(change "${dev[$i]}") || true)
   if [ -z "$d" ]; then
@@ -46,4 +48,7 @@ for i in "${!dev[@]}"; do
     [ $verbose = 0 ] || sed 's/^</    10.0:/; s/^>/    10.2:/; /^[0-9]/d; /^---$/d' <<<"$d"
   fi
 done
-echo "$same of ${#dev[@]} patches make the same change on both bases; the others differ by the lines counted (-v shows them)"
+for ((i = ${#back[@]}; i < ${#dev[@]}; i++)); do
+  printf '%04d [10.2 only] %s\n' $((i + 1)) "$(subject "${dev[$i]}")"
+done
+echo "$same of ${#back[@]} patches make the same change on both bases; the others differ by the lines counted (-v shows them); $((${#dev[@]} - ${#back[@]})) only on 10.2"

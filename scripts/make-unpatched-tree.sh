@@ -9,8 +9,9 @@ set -euo pipefail
 
 tree=$BASE_BUILD/qemu
 wt=$BASE_BUILD/unpatched/qemu
-fix=$(git -C "$tree" rev-list --reverse abiguard-base..HEAD | head -n 1)
-[ -n "$fix" ] && git -C "$tree" log -1 --format=%s "$fix" | grep -q '^meson: ' ||
+# sed reads the whole list: head could leave git writing to a closed pipe
+fix=$(git -C "$tree" rev-list --reverse abiguard-base..HEAD | sed -n 1p)
+[ -n "$fix" ] && [[ $(git -C "$tree" log -1 --format=%s "$fix") == "meson: "* ]] ||
   die "the first commit of the series in $tree is not the meson build fix"
 
 git -C "$tree" worktree prune

@@ -57,7 +57,11 @@ UPSTREAM_QTESTS_IN_CHECK="qos-test virtio-net-failover migration-test
 # on are covered by guest-abi-test (every transport, postcopy, multifd) and
 # the real guests of tests/guest-migrate-test.py; make check-upstream runs
 # the whole quick set.
-UPSTREAM_MIGRATION_TESTS="/x86_64/migration/analyze-script"
+# The regression tests of the series' fixes, which it adds to
+# upstream's migration-test: streams a test changes, loaded into a
+# destination without a guest (a few seconds in all).
+FIX_MIGRATION_TESTS="/x86_64/migration/stream /x86_64/migration/pcihp"
+UPSTREAM_MIGRATION_TESTS="/x86_64/migration/analyze-script $FIX_MIGRATION_TESTS"
 
 # Debian roots (the old host, Debian 13's QEMUs), made with mmdebstrap and
 # cached as tarballs.  root_mirror: the mirror to make one from, or exit.

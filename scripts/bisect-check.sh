@@ -21,6 +21,7 @@ for c in $(git -C "$tree" rev-list --reverse abiguard-base..HEAD); do
     (cd "$out" && "$wt/configure" "${QEMU_CONFIGURE_FLAGS[@]}") > "$BASE_BUILD/bisect-configure.log" 2>&1 ||
       die "configure failed at '$subject'; see $BASE_BUILD/bisect-configure.log"
   fi
+  link_firmware "$out"
   targets="qemu-system-x86_64 $(printf 'tests/qtest/%s ' qos-test migration-test $(series_qtests "$wt"))"
   if ninja -C "$out" $targets > "$BASE_BUILD/bisect-ninja.log" 2>&1; then
     echo "builds: $subject"

@@ -26,17 +26,7 @@ if [ ! -f "$out/build.ninja" ]; then
     { rm -f "$out/build.ninja"; die "configure failed; see $out.configure.log"; }
 fi
 
-# A build-tree QEMU looks for firmware under qemu-bundle/<firmwarepath>.
-# The repacked tarball has no ROMs, so use what Debian ships for 10.0.2
-# (qemu-system-data of the stock 10.0.2 peer: kvmvapic.bin,
-# linuxboot_dma.bin, ... and links to seabios and ipxe-qemu), so that the
-# patched and stock builds of either base load identical ROMs.
-data=$BUILD/peers/stock-10.0.2/usr/share/qemu
-[ -d "$data" ] || die "$data missing: run 'make peers'"
-mkdir -p "$out/qemu-bundle/usr/share" "$out/qemu-bundle/usr/lib/ipxe"
-ln -sfn "$data" "$out/qemu-bundle/usr/share/qemu"
-ln -sfn /usr/share/seabios "$out/qemu-bundle/usr/share/seabios"
-ln -sfn /usr/lib/ipxe/qemu "$out/qemu-bundle/usr/lib/ipxe/qemu"
+link_firmware "$out"
 
 ninja_log=$out/ninja.log
 if [ $all = 1 ]; then

@@ -63,6 +63,21 @@ UPSTREAM_QTESTS_IN_CHECK="qos-test virtio-net-failover migration-test
 FIX_MIGRATION_TESTS="/x86_64/migration/stream /x86_64/migration/pcihp"
 UPSTREAM_MIGRATION_TESTS="/x86_64/migration/analyze-script $FIX_MIGRATION_TESTS"
 
+# link_firmware BUILD_DIR: a build-tree QEMU looks for firmware under
+# qemu-bundle/<firmwarepath>.  The repacked tarball has no ROMs, so use
+# what Debian ships for 10.0.2 (qemu-system-data of the stock 10.0.2 peer:
+# kvmvapic.bin, linuxboot_dma.bin, ... and links to seabios and
+# ipxe-qemu), so that the patched and stock builds of either base load
+# identical ROMs.
+link_firmware() {
+  local data=$BUILD/peers/stock-10.0.2/usr/share/qemu
+  [ -d "$data" ] || die "$data missing: run 'make peers'"
+  mkdir -p "$1/qemu-bundle/usr/share" "$1/qemu-bundle/usr/lib/ipxe"
+  ln -sfn "$data" "$1/qemu-bundle/usr/share/qemu"
+  ln -sfn /usr/share/seabios "$1/qemu-bundle/usr/share/seabios"
+  ln -sfn /usr/lib/ipxe/qemu "$1/qemu-bundle/usr/lib/ipxe/qemu"
+}
+
 # Debian roots (the old host, Debian 13's QEMUs), made with mmdebstrap and
 # cached as tarballs.  root_mirror: the mirror to make one from, or exit.
 root_mirror() {

@@ -14,7 +14,7 @@ write() { # name command...
 }
 
 # Patched: run from the build tree, which finds firmware under
-# qemu-bundle/<firmwarepath> (see scripts/build-qemu.sh).
+# qemu-bundle/<firmwarepath> (see link_firmware in scripts/lib.sh).
 write qemu-patched "exec $BUILD/qemu-build/qemu-system-x86_64 \"\$@\""
 # The same, named by its release where the other base is the one under test.
 write qemu-patched-10.0 "exec $BUILD/qemu-build/qemu-system-x86_64 \"\$@\""

@@ -50,8 +50,10 @@ MAY_DIFFER = {
     ("mc146818rtc", "last_update"): (CLOCK, None),
     ("mc146818rtc", "update_timer"): (CLOCK, None),
     ("mc146818rtc", "next_alarm_time"): (CLOCK, None),
-    # seconds, minutes, hours, weekday, day, month, year, century
-    ("mc146818rtc", "cmos_data"): (CLOCK, {0, 2, 4, 6, 7, 8, 9, 0x32}),
+    # seconds, minutes, hours, weekday, day, month, year, century, and
+    # register C, whose update-ended flag the RTC sets once a second: a
+    # save a second or more after the start has it, an earlier one not
+    ("mc146818rtc", "cmos_data"): (CLOCK, {0, 2, 4, 6, 7, 8, 9, 0x0c, 0x32}),
 }
 ANALYZE = os.path.join(os.environ.get("BUILD", os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build")),

@@ -17,11 +17,11 @@ demo)
   pkgs=(build-essential ccache git ninja-build pkg-config flex bison python3-venv
         libglib2.0-dev libpixman-1-dev zlib1g-dev libfdt-dev libslirp-dev
         libaio-dev libzstd-dev xz-utils
+        device-tree-compiler  # QEMU 10.2's tarball ships no .dtb files: make build BASE=10.2
         "seabios=$SEABIOS_VERSION" "ipxe-qemu=$IPXE_QEMU_VERSION")  # pinned below
   bpo=(meson python3-pycotap) ;;
 check)
   pkgs=(cpio iproute2 mmdebstrap
-        device-tree-compiler  # QEMU 10.2's tarball ships no .dtb files
         clang libclang-rt-14-dev  # make fuzz: libFuzzer, ASan, UBSan
         swtpm)  # for upstream's tpm-*-swtpm-test
   bpo=("libvirt-daemon=$NEW_HOST_LIBVIRT_VERSION"

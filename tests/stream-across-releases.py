@@ -11,9 +11,9 @@ vmdesc, and every field the same value, as upstream's
 analyze-migration.py reads them (migration-stream-compare.py's fields(),
 with its clock fields).  Three differences are upstream's own, and the
 stock pc-*-10.0 types, run as the control, show them too: 10.2 sends
-"apic" first; its vmdesc names the fingerprint's first feature word
-virtio.host_features[0] where 10.0 says virtio.host_features (the same 8
-bytes on the wire); and on q35 the ICH9 LPC's GCS register (chip_config
+"apic" first; its vmdesc names the fingerprint's first virtio feature
+word host_features[0] where 10.0 says host_features (the same 8 bytes on
+the wire; 10.2 has a second word); and on q35 the ICH9 LPC's GCS register (chip_config
 byte 0x3410) has NO_REBOOT (0x20) set on 10.0 and clear on 10.2.  Prints
 TAP.
 """
@@ -35,12 +35,14 @@ MACHINES = ["pc-i440fx-10.0-abiguard1", "pc-q35-10.0-abiguard1",
 MOVED = "apic"
 # upstream's value changes between 10.0 and 10.2: (section, field)
 UPSTREAM_VALUES = {("0000:00:1f.0/ICH9LPC", "chip_config/[%d]" % 0x3410)}
+# 10.2's name of the fingerprint's first virtio feature word, and 10.0's
+FIRST_WORD = ("host_features[0]", "host_features")
 
 
 def sections(data):
     """Section name and instance in stream order, and each description."""
     desc = json.loads(json.dumps(stream.vmdesc(data)).replace(
-        '"virtio.host_features[0]"', '"virtio.host_features"'))
+        '"%s"' % FIRST_WORD[0], '"%s"' % FIRST_WORD[1]))
     order = [(d["name"], d["instance_id"]) for d in desc["devices"]]
     return order, {(d["name"], d["instance_id"]): d for d in desc["devices"]}
 
@@ -72,8 +74,7 @@ def compare(old, new):
 
 def values(data):
     """Every field's value, 10.2's name of the first feature word as 10.0's."""
-    return {k[:2] + (k[2].replace("virtio.host_features[0]",
-                                  "virtio.host_features"),): v
+    return {k[:2] + (k[2].replace(*FIRST_WORD),): v
             for k, v in stream.fields(data)[1].items()}
 
 
